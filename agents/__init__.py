@@ -1,0 +1,1 @@
+"""Faust agents of riskstream: topics, tables and timers wired to the core."""

@@ -1,0 +1,410 @@
+"""The Faust app: topics, tables and the agent that feeds the core.
+
+The agent consumes the three ERP topics (and the tick topic when the wall
+clock drives overdue checks) in batches. Each message goes to the
+:class:`~riskstream.runner.PartitionRunner` of its partition; at the end of a
+batch every changed customer is written to the ``customers`` table once, each
+changed partition model to the ``models`` table once, and the alerts, scores
+and dead letters are sent.
+
+Faust picks a table row's changelog partition, and its RocksDB partition, from
+the event being processed. In a batch that is the last event taken, so every
+write here runs with an event of the row's own partition set as current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import orjson
+import structlog
+from faust.streams import _current_event
+from faust.types import TP, EventT
+from riskstream_agents import metrics
+
+from riskstream.config import load_config
+from riskstream.engine import Engine
+from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, event_time
+from riskstream.model import LatePaymentModel
+from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
+from riskstream.runner import Batch, PartitionRunner, Source
+from riskstream.settings import Settings
+from riskstream.state import CustomerState
+
+TOPIC_ALERTS = "risk.alerts"
+TOPIC_SCORES = "risk.scores"
+TOPIC_DEADLETTER = "riskstream.deadletter"
+TOPIC_TICKS = "riskstream.ticks"
+
+log = structlog.get_logger("riskstream.worker")
+
+
+@contextmanager
+def current(event: EventT) -> Iterator[None]:
+    """Make ``event`` Faust's current event, so table access uses its partition."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class TableStore:
+    """The runner's view of the ``customers`` table, with decoded states cached.
+
+    A cached state is the live object the runner mutates during a batch; the
+    agent writes it back at batch end and then clears the cache, so memory
+    holds only the customers of one batch.
+    """
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.cache: dict[str, CustomerState] = {}
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        """Return the state of ``customer_id``, or None for a new customer."""
+        state = self.cache.get(customer_id)
+        if state is None:
+            raw = self.table.get(customer_id)
+            if raw is None:
+                return None
+            state = self.cache[customer_id] = CustomerState.from_bytes(raw)
+        return state
+
+    def put(self, state: CustomerState) -> None:
+        """Keep ``state`` cached; the agent writes it to the table at batch end."""
+        self.cache[state.customer_id] = state
+
+
+@dataclass
+class Worker:
+    """The app with its topics, tables and per-partition runners."""
+
+    settings: Settings
+    app: faust.App
+    engine: Engine
+    input_topic: Any
+    ticks_topic: Any
+    alerts_topic: Any
+    scores_topic: Any
+    deadletter_topic: Any
+    customers: Any
+    models: Any
+
+    def __post_init__(self) -> None:
+        self.runners: dict[int, PartitionRunner] = {}
+        self.stores: dict[int, TableStore] = {}
+        self.levels: dict[str, str] = {}
+        """Latest level of each customer this worker scored, for the gauges."""
+        self.mergers: dict[int, EventTimeMerger[tuple[EventT, float]]] = {}
+        self.next_offset: dict[TP, int] = {}
+        self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
+        self.lock = asyncio.Lock()
+        self.input_names = [self.settings.topic(name) for name in INPUT_TOPICS_IN_ORDER]
+
+    def runner_for(self, event: EventT) -> PartitionRunner:
+        """Return the runner of the event's partition, building it after a rebalance."""
+        partition = event.message.partition
+        runner = self.runners.get(partition)
+        if runner is not None:
+            return runner
+        store = self.stores[partition] = TableStore(self.customers)
+        with current(event):
+            checkpoint = self.models.get(model_key(partition))
+        model = (
+            LatePaymentModel.from_bytes(checkpoint)
+            if checkpoint
+            else LatePaymentModel()
+        )
+        runner = PartitionRunner(
+            partition, self.engine, store, model, partitions=self.settings.partitions
+        )
+        restored = [
+            state
+            for state in (
+                CustomerState.from_bytes(raw) for raw in self.customers.values()
+            )
+            if state.partition == partition
+        ]
+        due = runner.rebuild(restored)
+        log.info(
+            "partition_started",
+            partition=partition,
+            customers=len(restored),
+            customers_with_crossings=due,
+            model_updates=model.updates,
+        )
+        self.runners[partition] = runner
+        return runner
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop runners and held messages of revoked partitions.
+
+        Held messages were never acknowledged, so their offsets stay
+        uncommitted and the partition's next owner reads them again.
+        """
+        for partition in partitions:
+            self.runners.pop(partition, None)
+            self.stores.pop(partition, None)
+            merger = self.mergers.pop(partition, None)
+            if merger is not None:
+                merger.clear()
+            self.ticks.pop(partition, None)
+
+    async def process(self, events: list[EventT]) -> Batch:
+        """Queue one batch from Faust, then run what the merge releases."""
+        async with self.lock:
+            for event in events:
+                message = event.message
+                self.next_offset[message.tp] = message.offset + 1
+                if message.topic == self.ticks_topic.get_topic_name():
+                    self.ticks[message.partition] = (event, orjson.loads(message.value))
+                    continue
+                merger = self.mergers.get(message.partition)
+                if merger is None:
+                    merger = self.mergers[message.partition] = EventTimeMerger(
+                        self.input_names
+                    )
+                # Keep the offset uncommitted until the merge releases it.
+                message.incref()
+                merger.push(
+                    message.topic, (event, time.monotonic()), event_time(message.value)
+                )
+            return await self._release()
+
+    async def release_held(self) -> None:
+        """Release what the hold time allows now; the flush timer calls this."""
+        async with self.lock:
+            if any(len(merger) for merger in self.mergers.values()) or self.ticks:
+                await self._release()
+
+    async def _release(self) -> Batch:
+        started = time.perf_counter()
+        batch = Batch()
+        last_event: dict[int, EventT] = {}
+        models_changed: set[int] = set()
+        released: list[EventT] = []
+        now = time.monotonic()
+        for partition, merger in self.mergers.items():
+            ready = merger.pop_ready(self._caught_up_for(partition, merger, now))
+            for event, _queued_at in ready:
+                released.append(event)
+                last_event[partition] = event
+                self._run(event, batch, models_changed)
+        for partition, (event, tick) in self.ticks.items():
+            merger = self.mergers.get(partition)
+            held = merger.oldest() if merger is not None else None
+            until_s = int(tick["now_s"])
+            if held is not None:
+                held_time = event_time(held[0].message.value)
+                if held_time is not None:
+                    until_s = min(until_s, int(held_time) - 1)
+            last_event[partition] = event
+            with current(event):
+                runner = self.runner_for(event)
+                before = runner.model.updates
+                runner.advance_to(until_s, batch)
+                if runner.model.updates != before:
+                    models_changed.add(partition)
+        self.ticks.clear()
+
+        await self._publish(batch)
+        for customer_id, state in batch.dirty.items():
+            with current(last_event[state.partition]):
+                self.customers[customer_id] = state.to_bytes()
+        for partition in models_changed:
+            with current(last_event[partition]):
+                self.models[model_key(partition)] = self.runners[
+                    partition
+                ].model.to_bytes()
+        for store in self.stores.values():
+            store.cache.clear()
+        for customer_id, score in batch.scores.items():
+            self.levels[customer_id] = score["level"]
+        for event in released:
+            event.ack()
+        metrics.observe_batch(batch, len(released), time.perf_counter() - started)
+        return batch
+
+    def _run(self, event: EventT, batch: Batch, models_changed: set[int]) -> None:
+        message = event.message
+        with current(event):
+            runner = self.runner_for(event)
+            before = runner.model.updates
+            source = Source(
+                message.topic, message.partition, message.offset, message.key
+            )
+            runner.handle(message.value, source, batch)
+            if runner.model.updates != before:
+                models_changed.add(message.partition)
+
+    def _caught_up_for(
+        self, partition: int, merger: EventTimeMerger[Any], now: float
+    ) -> Callable[[str], bool]:
+        """Tell, per topic, whether the merge may stop waiting for it.
+
+        A topic is caught up when every message up to its high watermark has
+        reached the merge. A topic that sent nothing since the assignment has
+        no known position, so the merge waits for it at most ``merge_hold_s``.
+        """
+        head = merger.oldest()
+        held_s = 0.0 if head is None else now - head[1]
+
+        def caught_up(topic: str) -> bool:
+            tp = TP(topic, partition)
+            try:
+                highwater = self.app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - aiokafka raises IllegalStateError
+                highwater = None
+            received = self.next_offset.get(tp)
+            if received is not None and highwater is not None and highwater >= 0:
+                if received >= highwater:
+                    return True
+            elif highwater == 0:
+                return True
+            return held_s >= self.settings.merge_hold_s
+
+        return caught_up
+
+    async def _publish(self, batch: Batch) -> None:
+        for alert in batch.alerts:
+            await self.alerts_topic.send(
+                key=alert["customer_id"].encode(), value=orjson.dumps(alert)
+            )
+            metrics.observe_alert(alert)
+        for customer_id, score in batch.scores.items():
+            await self.scores_topic.send(
+                key=customer_id.encode(), value=orjson.dumps(score)
+            )
+        for record in batch.dead_letters:
+            key = record["source"]["key"]
+            await self.deadletter_topic.send(
+                key=None if key is None else key.encode(), value=orjson.dumps(record)
+            )
+            log.error(
+                "event_dead_lettered",
+                topic=record["source"]["topic"],
+                partition=record["source"]["partition"],
+                offset=record["source"]["offset"],
+                event_id=record["event_id"],
+                field=record["field"],
+                rule=record["rule"],
+                reason=record["reason"],
+            )
+
+
+def model_key(partition: int) -> str:
+    """Return the ``models`` table key of a partition's model."""
+    return f"late_payment_30d/{partition}"
+
+
+def create_worker(settings: Settings) -> Worker:
+    """Build the Faust app, its topics and tables, and register the agent."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=settings.data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        topic_allow_declare=True,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
+        consumer_auto_offset_reset="earliest",
+        processing_guarantee="at_least_once",
+        table_cleanup_interval=3600.0,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    names = [settings.topic(t) for t in (TOPIC_ORDERS, TOPIC_PAYMENTS, TOPIC_CUSTOMERS)]
+    ticks_topic = app.topic(
+        settings.topic(TOPIC_TICKS), partitions=settings.partitions, **raw
+    )
+    if settings.clock == "wall":
+        names.append(ticks_topic.get_topic_name())
+    input_topic = app.topic(*names, partitions=settings.partitions, **raw)
+    worker = Worker(
+        settings=settings,
+        app=app,
+        engine=Engine(load_config(settings.rules_file)),
+        input_topic=input_topic,
+        ticks_topic=ticks_topic,
+        alerts_topic=app.topic(
+            settings.topic(TOPIC_ALERTS), partitions=settings.partitions, **raw
+        ),
+        scores_topic=app.topic(
+            settings.topic(TOPIC_SCORES),
+            partitions=settings.partitions,
+            compacting=True,
+            **raw,
+        ),
+        deadletter_topic=app.topic(
+            settings.topic(TOPIC_DEADLETTER), partitions=settings.partitions, **raw
+        ),
+        customers=app.Table(
+            "customers",
+            partitions=settings.partitions,
+            key_type=str,
+            value_type=bytes,
+        ),
+        models=app.Table(
+            "models",
+            partitions=settings.partitions,
+            key_type=str,
+            value_type=bytes,
+        ),
+    )
+    _register(worker)
+    return worker
+
+
+def _register(worker: Worker) -> None:
+    app, settings = worker.app, worker.settings
+
+    @app.agent(worker.input_topic, name="score")
+    async def score(stream: Any) -> AsyncIterator[None]:
+        async for events in stream.take_events(
+            settings.batch_size, settings.batch_timeout_s
+        ):
+            await worker.process(list(events))
+            yield None
+
+    @app.timer(settings.merge_hold_s / 2)
+    async def release_held() -> None:
+        await worker.release_held()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
+        worker.forget({tp.partition for tp in revoked})
+
+    if settings.clock == "wall":
+
+        @app.timer(settings.tick_interval_s)
+        async def tick() -> None:
+            topic_name = worker.ticks_topic.get_topic_name()
+            now_s = int(time.time())
+            for tp in app.consumer.assignment():
+                if tp.topic == topic_name:
+                    await worker.ticks_topic.send(
+                        key=b"tick",
+                        value=orjson.dumps({"now_s": now_s}),
+                        partition=tp.partition,
+                    )
+
+    metrics.register_gauges(worker)

@@ -1,0 +1,185 @@
+"""The ``riskstream`` command: worker, replay, produce and topics."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from riskstream.config import load_config
+from riskstream.errors import RiskstreamError, UsageError
+from riskstream.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    values = {
+        key: value
+        for key, value in vars(args).items()
+        if key in Settings.model_fields and value is not None
+    }
+    values.update(extra)
+    return Settings(**values)
+
+
+def _add_broker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        help="Kafka bootstrap URL, kafka://HOST:PORT (default kafka://localhost:9092, "
+        "or RISKSTREAM_BROKER)",
+    )
+    parser.add_argument("--topic-prefix", help="prefix of every topic name")
+    parser.add_argument("--partitions", type=int, help="partitions of new topics (4)")
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{value}: no such file; pass a JSONL file of events, one per line"
+        )
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="riskstream",
+        description="Score ERP customers for credit risk from Kafka events.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    worker = commands.add_parser("worker", help="run the Faust worker")
+    _add_broker(worker)
+    worker.add_argument("--app-id", help="Faust app id and consumer group")
+    worker.add_argument("--store", help="table store, rocksdb:// or memory://")
+    worker.add_argument("--data-dir", help="folder for the worker's local tables")
+    worker.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    worker.add_argument(
+        "--clock",
+        choices=["wall", "event"],
+        help="what drives overdue checks between events (default wall)",
+    )
+    worker.add_argument("--web-port", type=int, help="port of Faust's web server")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9108,
+        help="port of the Prometheus metrics endpoint on 127.0.0.1; 0 turns it off",
+    )
+
+    replay = commands.add_parser(
+        "replay", help="run the core in-process on a JSONL file, no broker"
+    )
+    replay.add_argument("file", type=_existing_file, help="JSONL file of events")
+    replay.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/replay"),
+        help="folder for alerts.jsonl, scores.jsonl, deadletter.jsonl, summary.json",
+    )
+    replay.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    replay.add_argument(
+        "--partitions",
+        type=int,
+        default=4,
+        help="partitions to emulate; match the topics' count to agree with a worker",
+    )
+
+    produce = commands.add_parser(
+        "produce", help="publish a JSONL file of events to the ERP topics"
+    )
+    produce.add_argument("file", type=_existing_file, help="JSONL file of events")
+    _add_broker(produce)
+
+    topics = commands.add_parser("topics", help="create the topics riskstream uses")
+    _add_broker(topics)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.partitions is not None and args.partitions < 1:
+            raise UsageError("--partitions: must be 1 or more")
+        handler = {
+            "worker": _worker,
+            "replay": _replay,
+            "produce": _produce,
+            "topics": _topics,
+        }[args.command]
+        return handler(args)
+    except RiskstreamError as exc:
+        print(f"riskstream: {exc}", file=sys.stderr)
+        return 2
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from riskstream.drivers.replay import read_lines, replay, write_outputs
+    from riskstream.progress import progress_bar
+
+    config = load_config(args.rules_file)
+    total = sum(1 for _ in read_lines(args.file))
+    with progress_bar(total, "replay") as advance:
+        result = replay(
+            read_lines(args.file),
+            config,
+            partitions=args.partitions,
+            on_message=advance,
+        )
+    paths = write_outputs(result, args.out)
+    summary = result.summary()
+    summary.pop("models")
+    print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from riskstream.drivers.replay import read_lines
+    from riskstream.kafka_io import produce_lines
+
+    settings = _settings(args)
+    counts = asyncio.run(produce_lines(settings, read_lines(args.file)))
+    for topic, count in sorted(counts.items()):
+        print(f"{topic}: {count} messages")
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from riskstream.kafka_io import ensure_topics
+
+    created = asyncio.run(ensure_topics(_settings(args)))
+    print("created: " + (", ".join(created) if created else "none, all exist"))
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from faust.worker import Worker as FaustWorker
+    from riskstream_agents.app import create_worker
+
+    from riskstream.kafka_io import ensure_topics
+    from riskstream.logs import configure_logging
+
+    settings = _settings(args)
+    configure_logging(settings.log_format, settings.log_level)
+    load_config(settings.rules_file)
+    asyncio.run(ensure_topics(settings))
+    worker = create_worker(settings)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=settings.web_host)
+    FaustWorker(
+        worker.app,
+        loglevel=settings.log_level,
+        quiet=True,
+        override_logging=False,
+    ).execute_from_commandline()
+    return 0

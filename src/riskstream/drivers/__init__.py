@@ -1,0 +1,1 @@
+"""Drivers that feed the core: replay from files; the worker lives in agents/."""

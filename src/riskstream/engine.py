@@ -1,0 +1,567 @@
+"""The transport-free core: apply one event or the passage of time to a state.
+
+:class:`Engine` is deterministic: the same state, event and model give the same
+new state and outputs, whichever driver calls it. Time comes only from event
+times (``occurred_at``) and from the crossing times that :meth:`Engine.next_due`
+computes, never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from riskstream.config import SEVERITY_ORDER, Rule, ScoringConfig
+from riskstream.currency import from_minor, minor_units, to_minor
+from riskstream.events import (
+    CustomerUpdated,
+    Event,
+    InvoiceIssued,
+    OrderCancelled,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentReceived,
+)
+from riskstream.features import compute_signals
+from riskstream.model import LATE_DAYS, LatePaymentModel
+from riskstream.state import (
+    BLOCK_DAYS,
+    DAY_S,
+    EVENT_WINDOW_DAYS,
+    HISTORY_DAYS,
+    MAX_UNAPPLIED,
+    RECENT_DAYS,
+    CustomerState,
+    Invoice,
+)
+
+ADP_SMOOTHING = 0.3
+"""Weight of the newest payment in the average days to pay (an EMA)."""
+MAX_CROSSINGS = 10_000
+MONEY_SIGNALS = ("overdue_amount", "exposure", "volume_30d", "volume_90d")
+
+
+@dataclass(slots=True, frozen=True)
+class Rejection:
+    """An event that is valid JSON but cannot be applied to the customer."""
+
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one call to the engine produced."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    score: dict[str, Any] | None = None
+    rejection: Rejection | None = None
+    duplicate: bool = False
+    model_changed: bool = False
+
+    def extend(self, other: Outcome) -> None:
+        """Append the outputs of a later call."""
+        self.alerts.extend(other.alerts)
+        self.score = other.score or self.score
+        self.model_changed = self.model_changed or other.model_changed
+
+
+def to_iso(at_s: int) -> str:
+    """Format epoch seconds as RFC 3339 UTC.
+
+    >>> to_iso(86400)
+    '1970-01-02T00:00:00Z'
+    """
+    return datetime.fromtimestamp(at_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+class Engine:
+    """Scores customers with the configured rules and the late-payment model."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.config = config
+        self._due_thresholds = config.thresholds_for("days_past_due")
+        self._since_thresholds = config.thresholds_for("days_since_last_order")
+        self._gap_thresholds = config.thresholds_for("gap_ratio")
+
+    # -- events -----------------------------------------------------------
+
+    def apply(
+        self, state: CustomerState, event: Event, model: LatePaymentModel
+    ) -> Outcome:
+        """Apply one validated event; crossings before it are fired first."""
+        rejection = self._check_currency(state, event)
+        if rejection is not None:
+            return Outcome(rejection=rejection)
+        if state.seen(event.event_id):
+            return Outcome(duplicate=True)
+
+        at_s = int(event.occurred_at.timestamp())
+        outcome = self.advance(state, at_s, model)
+        applied = self._dispatch(state, event, at_s, model, outcome)
+        if isinstance(applied, Rejection):
+            # A corrected event may be sent again under the same id.
+            state.forget(event.event_id)
+            outcome.rejection = applied
+            return outcome
+        if not applied:
+            outcome.duplicate = True
+            return outcome
+
+        state.clock_s = max(state.clock_s, at_s)
+        state.compact()
+        outcome.extend(self.evaluate(state, model, [event.event_id], always=True))
+        return outcome
+
+    def _dispatch(
+        self,
+        state: CustomerState,
+        event: Event,
+        at_s: int,
+        model: LatePaymentModel,
+        outcome: Outcome,
+    ) -> bool | Rejection:
+        """Change the state for one event; False means a repeated business id."""
+        if isinstance(event, OrderPlaced):
+            return self._order_placed(state, event, at_s)
+        if isinstance(event, OrderCancelled):
+            return self._order_cancelled(state, event)
+        if isinstance(event, InvoiceIssued):
+            return self._invoice_issued(state, event, at_s, model, outcome)
+        if isinstance(event, PaymentReceived):
+            return self._payment_received(state, event, at_s, model, outcome)
+        if isinstance(event, PaymentFailed):
+            bisect.insort(state.failed_days, at_s // DAY_S)
+            return True
+        return self._customer_updated(state, event)
+
+    def _check_currency(self, state: CustomerState, event: Event) -> Rejection | None:
+        currency = getattr(event, "currency", None)
+        if currency is None or state.currency in (None, currency):
+            return None
+        if isinstance(event, CustomerUpdated) and not (
+            state.invoices or state.open_orders or state.unapplied
+        ):
+            return None
+        return Rejection(
+            "currency",
+            "customer_currency",
+            f"currency: {currency} differs from the customer's currency "
+            f"{state.currency}; riskstream keeps one currency per customer, so "
+            "convert amounts in the ERP before publishing",
+        )
+
+    def _order_placed(
+        self, state: CustomerState, event: OrderPlaced, at_s: int
+    ) -> bool:
+        if event.order_id in state.open_orders:
+            return False
+        state.currency = event.currency
+        amount = to_minor(event.amount, event.currency)
+        state.add_purchase(at_s, amount)
+        state.open_orders[event.order_id] = [amount, at_s]
+        if state.first_order_s is None or at_s < state.first_order_s:
+            state.first_order_s = at_s
+        if state.last_order_s is None or at_s >= state.last_order_s:
+            if state.last_order_s is not None:
+                state.gap_sum_days += (at_s - state.last_order_s) / DAY_S
+            state.last_order_s = at_s
+        state.orders_total += 1
+        return True
+
+    def _order_cancelled(
+        self, state: CustomerState, event: OrderCancelled
+    ) -> bool | Rejection:
+        order = state.open_orders.pop(event.order_id, None)
+        if order is None:
+            return Rejection(
+                "order_id",
+                "unknown_order",
+                f"order_id: {event.order_id!r} is not an open order of customer "
+                f"{event.customer_id!r} (unknown, or already invoiced); cancel "
+                "the invoice in the ERP instead",
+            )
+        amount, placed_s = order
+        state.add_purchase(placed_s, -amount, count=-1)
+        return True
+
+    def _invoice_issued(
+        self,
+        state: CustomerState,
+        event: InvoiceIssued,
+        at_s: int,
+        model: LatePaymentModel,
+        outcome: Outcome,
+    ) -> bool:
+        if event.invoice_id in state.invoices:
+            return False
+        state.currency = event.currency
+        if event.order_id is not None:
+            state.open_orders.pop(event.order_id, None)
+        amount = to_minor(event.amount, event.currency)
+        features = self._model_features(state, at_s, amount, event)
+        probability = -1.0
+        if model.updates >= self.config.model.min_updates:
+            probability = round(model.predict(features), 6)
+        invoice = Invoice(
+            amount=amount,
+            outstanding=amount,
+            issued_s=at_s,
+            due_s=int(event.due_at.timestamp()),
+            event_id=event.event_id,
+            probability=probability,
+            features=features,
+        )
+        state.invoices[event.invoice_id] = invoice
+        held = state.unapplied.pop(event.invoice_id, None)
+        if held is not None:
+            self._settle(state, event.invoice_id, held[0], held[1], model, outcome)
+        return True
+
+    def _model_features(
+        self, state: CustomerState, at_s: int, amount: int, event: InvoiceIssued
+    ) -> list[float]:
+        signals = compute_signals(state, at_s)
+        limit = state.credit_limit or 0
+        terms = (int(event.due_at.timestamp()) - at_s) / DAY_S
+        values = [
+            amount / limit if limit else 0.0,
+            signals["utilisation"] or 0.0,
+            signals["late_payments_90d"] or 0.0,
+            signals["late_payments_365d"] or 0.0,
+            signals["failed_payments_90d"] or 0.0,
+            signals["partial_payments_90d"] or 0.0,
+            signals["days_past_due"] or 0.0,
+            signals["avg_days_to_pay"] or 0.0,
+            terms,
+            signals["orders_90d"] or 0.0,
+        ]
+        return [round(value, 4) for value in values]
+
+    def _payment_received(
+        self,
+        state: CustomerState,
+        event: PaymentReceived,
+        at_s: int,
+        model: LatePaymentModel,
+        outcome: Outcome,
+    ) -> bool | Rejection:
+        if state.payment_seen(event.payment_id):
+            return False
+        amount = to_minor(event.amount, event.currency)
+        if event.invoice_id not in state.invoices:
+            if len(state.unapplied) >= MAX_UNAPPLIED:
+                return Rejection(
+                    "invoice_id",
+                    "unknown_invoice",
+                    f"invoice_id: {event.invoice_id!r} is unknown and "
+                    f"{MAX_UNAPPLIED} payments for unknown invoices are already "
+                    "held; publish the invoice.issued events first",
+                )
+            held = state.unapplied.setdefault(event.invoice_id, [0, at_s])
+            held[0] += amount
+            return True
+        self._settle(state, event.invoice_id, amount, at_s, model, outcome)
+        return True
+
+    def _settle(
+        self,
+        state: CustomerState,
+        invoice_id: str,
+        amount: int,
+        at_s: int,
+        model: LatePaymentModel,
+        outcome: Outcome,
+    ) -> None:
+        """Apply a payment to an invoice; a full payment closes it."""
+        invoice = state.invoices[invoice_id]
+        paid = min(amount, invoice.outstanding)
+        state.credit += amount - paid
+        invoice.outstanding -= paid
+        day = at_s // DAY_S
+        if invoice.outstanding > 0:
+            invoice.partial = True
+            bisect.insort(state.partial_days, day)
+            return
+
+        days_to_pay = max(0.0, (at_s - invoice.issued_s) / DAY_S)
+        if state.avg_days_to_pay is None:
+            state.avg_days_to_pay = round(days_to_pay, 3)
+        else:
+            blended = ADP_SMOOTHING * days_to_pay
+            blended += (1 - ADP_SMOOTHING) * state.avg_days_to_pay
+            state.avg_days_to_pay = round(blended, 3)
+        state.paid_count += 1
+        if at_s > invoice.due_s:
+            bisect.insort(state.late_days, day)
+        if not invoice.labelled:
+            late = at_s >= invoice.due_s + LATE_DAYS * DAY_S
+            model.learn(invoice.features, late, invoice.probability)
+            outcome.model_changed = True
+        del state.invoices[invoice_id]
+
+    def _customer_updated(self, state: CustomerState, event: CustomerUpdated) -> bool:
+        state.currency = event.currency
+        state.credit_limit = to_minor(event.credit_limit, event.currency)
+        state.terms_days = event.payment_terms_days
+        profile = {
+            "name": event.name,
+            "industry": event.industry,
+            "region": event.region,
+            "account_manager": event.account_manager,
+        }
+        state.profile = {key: value for key, value in profile.items() if value}
+        return True
+
+    # -- time -------------------------------------------------------------
+
+    def next_due(self, state: CustomerState) -> int | None:
+        """Return the next time after the state's clock at which a signal changes.
+
+        These are the crossing times of the time-driven rules: an invoice
+        reaching a days-past-due threshold, the expected order not arriving,
+        and a day's orders or payments leaving a window.
+        """
+        clock = state.clock_s
+        best: int | None = None
+
+        def offer(at_s: int) -> None:
+            nonlocal best
+            if at_s > clock and (best is None or at_s < best):
+                best = at_s
+
+        for invoice in state.invoices.values():
+            if invoice.outstanding > 0:
+                for days in self._due_thresholds:
+                    offer(invoice.due_s + math.ceil(days * DAY_S))
+                if not invoice.labelled:
+                    offer(invoice.due_s + LATE_DAYS * DAY_S)
+        if state.last_order_s is not None:
+            for days in self._since_thresholds:
+                offer(state.last_order_s + math.ceil(days * DAY_S))
+            if state.orders_total >= 3:
+                mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
+                for ratio in self._gap_thresholds:
+                    offer(state.last_order_s + math.ceil(ratio * mean_gap * DAY_S))
+        for days in (state.late_days, state.partial_days, state.failed_days):
+            for day in days:
+                offer((day + 90) * DAY_S)
+                offer((day + EVENT_WINDOW_DAYS) * DAY_S)
+        for day, _, _ in state.days:
+            offer((day + 30) * DAY_S)
+            offer((day + RECENT_DAYS) * DAY_S)
+        for block, _, _ in state.blocks[:1]:
+            offer((block * BLOCK_DAYS + HISTORY_DAYS) * DAY_S)
+        return best
+
+    def advance(
+        self, state: CustomerState, until_s: int, model: LatePaymentModel
+    ) -> Outcome:
+        """Fire every crossing up to ``until_s``, each at its own time."""
+        outcome = Outcome()
+        for _ in range(MAX_CROSSINGS):
+            due = self.next_due(state)
+            if due is None or due > until_s:
+                break
+            state.clock_s = due
+            triggers = self._label_overdue(state, model, outcome)
+            state.compact()
+            outcome.extend(self.evaluate(state, model, triggers, always=False))
+        return outcome
+
+    def _label_overdue(
+        self, state: CustomerState, model: LatePaymentModel, outcome: Outcome
+    ) -> list[str]:
+        """Label invoices that just reached 30 days overdue; return their events."""
+        overdue_ids = []
+        for invoice in state.invoices.values():
+            if invoice.outstanding <= 0 or invoice.due_s >= state.clock_s:
+                continue
+            overdue_ids.append(invoice.event_id)
+            late_at = invoice.due_s + LATE_DAYS * DAY_S
+            if not invoice.labelled and state.clock_s >= late_at:
+                model.learn(invoice.features, True, invoice.probability)
+                invoice.labelled = True
+                outcome.model_changed = True
+        return overdue_ids
+
+    # -- scoring ----------------------------------------------------------
+
+    def evaluate(
+        self,
+        state: CustomerState,
+        model: LatePaymentModel,
+        event_ids: list[str],
+        *,
+        always: bool,
+    ) -> Outcome:
+        """Score the state at its clock; alert when a rule fires or the level rises.
+
+        ``always`` returns the assessment even when nothing changed, as after
+        an event; time-driven evaluations return it only on a change.
+        """
+        now_s = state.clock_s
+        signals = compute_signals(state, now_s)
+        places = minor_units(state.currency or "EUR") or 0
+        for name in MONEY_SIGNALS:
+            value = signals[name]
+            if value is not None:
+                signals[name] = value / 10**places
+        firing = [
+            rule for rule in self.config.rules if rule.fires(signals[rule.signal])
+        ]
+        reasons = [_reason(rule, signals[rule.signal]) for rule in firing]
+        score = sum(rule.points for rule in firing)
+        probability = max(
+            (
+                invoice.probability
+                for invoice in state.invoices.values()
+                if invoice.outstanding > 0
+            ),
+            default=-1.0,
+        )
+        if probability >= 0:
+            contribution = self.config.model.points * probability
+            score += contribution
+            if probability >= self.config.model.threshold:
+                reasons.append(
+                    {
+                        "rule": "model_late_payment",
+                        "signal": "late_payment_probability",
+                        "value": round(probability, 4),
+                        "op": ">=",
+                        "threshold": self.config.model.threshold,
+                        "points": round(contribution, 2),
+                    }
+                )
+        score = round(min(100.0, score), 1)
+        level = self.config.levels.level_for(score)
+
+        previous_score, previous_level = state.score, state.level
+        names = [rule.name for rule in firing]
+        new_rules = [rule for rule in firing if rule.name not in state.firing]
+        rose = SEVERITY_ORDER[level] > SEVERITY_ORDER[previous_level]
+        changed = (score, level, names) != (
+            previous_score,
+            previous_level,
+            state.firing,
+        )
+        state.score, state.level, state.firing = score, level, names
+
+        outcome = Outcome()
+        if new_rules or rose:
+            outcome.alerts.append(
+                self._alert(
+                    state,
+                    new_rules,
+                    firing,
+                    reasons,
+                    previous_score,
+                    previous_level,
+                    rose,
+                    event_ids,
+                    model,
+                )
+            )
+        if always or changed:
+            outcome.score = self._assessment(state, signals, reasons, model)
+        return outcome
+
+    def _alert(
+        self,
+        state: CustomerState,
+        new_rules: list[Rule],
+        firing: list[Rule],
+        reasons: list[dict[str, Any]],
+        previous_score: float,
+        previous_level: str,
+        rose: bool,
+        event_ids: list[str],
+        model: LatePaymentModel,
+    ) -> dict[str, Any]:
+        leading = sorted(
+            new_rules or firing,
+            key=lambda rule: (SEVERITY_ORDER[rule.severity], rule.points),
+            reverse=True,
+        )
+        severity = max(
+            [rule.severity for rule in new_rules] + ([state.level] if rose else []),
+            key=SEVERITY_ORDER.__getitem__,
+        )
+        actions: list[str] = []
+        for rule in leading:
+            actions.extend(a for a in rule.actions if a not in actions)
+        state.alerts_raised += 1
+        raised_at = to_iso(state.clock_s)
+        seed = "|".join(
+            [
+                state.customer_id,
+                raised_at,
+                str(state.alerts_raised),
+                ",".join(rule.name for rule in new_rules),
+                state.level,
+            ]
+        )
+        return {
+            "alert_id": hashlib.sha256(seed.encode()).hexdigest()[:32],
+            "customer_id": state.customer_id,
+            "raised_at": raised_at,
+            "kind": "rule_fired" if new_rules else "level_raised",
+            "severity": severity,
+            "risk_score": state.score,
+            "previous_score": previous_score,
+            "level": state.level,
+            "previous_level": previous_level,
+            "rules_fired": [rule.name for rule in new_rules],
+            "reasons": reasons,
+            "recommended_actions": actions,
+            "owner": leading[0].owner if leading else "finance",
+            "event_ids": event_ids,
+            "model": {
+                "name": model.describe()["name"],
+                "version": model.describe()["version"],
+                "updates": model.updates,
+            },
+        }
+
+    def _assessment(
+        self,
+        state: CustomerState,
+        signals: dict[str, float | None],
+        reasons: list[dict[str, Any]],
+        model: LatePaymentModel,
+    ) -> dict[str, Any]:
+        currency = state.currency
+        owed = sum(invoice.outstanding for invoice in state.invoices.values())
+        return {
+            "customer_id": state.customer_id,
+            "assessed_at": to_iso(state.clock_s),
+            "risk_score": state.score,
+            "level": state.level,
+            "firing": list(state.firing),
+            "reasons": reasons,
+            "currency": currency,
+            "outstanding": str(from_minor(owed, currency)) if currency else "0",
+            "open_invoices": len(state.invoices),
+            "signals": {
+                key: None if value is None else round(value, 4)
+                for key, value in signals.items()
+            },
+            "model": {"name": "late_payment_30d", "updates": model.updates},
+        }
+
+
+def _reason(rule: Rule, value: float | None) -> dict[str, Any]:
+    return {
+        "rule": rule.name,
+        "signal": rule.signal,
+        "value": None if value is None else round(value, 4),
+        "op": rule.op,
+        "threshold": rule.threshold,
+        "points": rule.points,
+    }

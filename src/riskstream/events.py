@@ -1,0 +1,292 @@
+"""The event contract: one JSON object per Kafka message, keyed by ``customer_id``.
+
+Every event carries ``event_id``, ``type``, ``customer_id`` and ``occurred_at``
+(RFC 3339 with an offset). Amounts are JSON numbers or decimal strings and are
+parsed exactly: the raw JSON is decoded by jiter in decimal mode, so no value
+passes through a binary float. Each amount must fit the minor unit of its
+ISO 4217 currency (two decimals for EUR, none for JPY).
+
+:func:`parse_event` turns raw bytes into one of the models below or raises
+:class:`~riskstream.errors.InvalidEvent` naming the field and the rule.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import jiter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from riskstream.currency import minor_units
+from riskstream.errors import InvalidEvent
+
+TOPIC_ORDERS = "erp.orders"
+TOPIC_PAYMENTS = "erp.payments"
+TOPIC_CUSTOMERS = "erp.customers"
+
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+Money = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
+
+    event_id: Identifier
+    customer_id: Identifier
+    occurred_at: AwareDatetime
+    source: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Producer of the event; simulated data says so here.",
+    )
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class _Priced(_Event):
+    amount: Money
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+    @model_validator(mode="after")
+    def _amount_fits_currency(self) -> _Priced:
+        check_amount(self.amount, self.currency, "amount", positive=True)
+        return self
+
+
+class OrderLine(BaseModel):
+    """One line of an order."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    sku: Identifier
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+    quantity: Annotated[int, Field(gt=0)]
+    amount: Money
+
+
+class OrderPlaced(_Priced):
+    """A customer placed an order; ``amount`` is the order total."""
+
+    type: Literal["order.placed"]
+    order_id: Identifier
+    lines: list[OrderLine] | None = None
+
+    @model_validator(mode="after")
+    def _lines_fit_currency(self) -> OrderPlaced:
+        for index, line in enumerate(self.lines or ()):
+            check_amount(line.amount, self.currency, f"lines.{index}.amount")
+        return self
+
+
+class OrderCancelled(_Event):
+    """An order that is not yet invoiced was cancelled."""
+
+    type: Literal["order.cancelled"]
+    order_id: Identifier
+
+
+class InvoiceIssued(_Priced):
+    """An invoice was issued; ``order_id`` links it to the order it bills."""
+
+    type: Literal["invoice.issued"]
+    invoice_id: Identifier
+    order_id: Identifier | None = None
+    due_at: AwareDatetime
+
+    @field_validator("due_at")
+    @classmethod
+    def _due_to_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class PaymentReceived(_Priced):
+    """Money arrived for an invoice; less than the open amount is a partial one."""
+
+    type: Literal["payment.received"]
+    payment_id: Identifier
+    invoice_id: Identifier
+
+
+class PaymentFailed(_Priced):
+    """A payment attempt was refused, bounced or lacked funds."""
+
+    type: Literal["payment.failed"]
+    payment_id: Identifier
+    invoice_id: Identifier
+    reason: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class CustomerUpdated(_Event):
+    """Master data of a customer, including the credit limit."""
+
+    type: Literal["customer.updated"]
+    name: Annotated[str, Field(min_length=1, max_length=256)]
+    industry: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, max_length=64)
+    account_manager: str | None = Field(default=None, max_length=128)
+    credit_limit: Money
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    payment_terms_days: Annotated[int, Field(ge=0, le=365)]
+
+    @model_validator(mode="after")
+    def _limit_fits_currency(self) -> CustomerUpdated:
+        check_amount(self.credit_limit, self.currency, "credit_limit")
+        return self
+
+
+Event = Annotated[
+    OrderPlaced
+    | OrderCancelled
+    | InvoiceIssued
+    | PaymentReceived
+    | PaymentFailed
+    | CustomerUpdated,
+    Field(discriminator="type"),
+]
+EVENT_TYPES: dict[str, type[BaseModel]] = {
+    "order.placed": OrderPlaced,
+    "order.cancelled": OrderCancelled,
+    "invoice.issued": InvoiceIssued,
+    "payment.received": PaymentReceived,
+    "payment.failed": PaymentFailed,
+    "customer.updated": CustomerUpdated,
+}
+TOPIC_FOR_TYPE = {
+    "order.placed": TOPIC_ORDERS,
+    "order.cancelled": TOPIC_ORDERS,
+    "invoice.issued": TOPIC_PAYMENTS,
+    "payment.received": TOPIC_PAYMENTS,
+    "payment.failed": TOPIC_PAYMENTS,
+    "customer.updated": TOPIC_CUSTOMERS,
+}
+_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def check_amount(
+    amount: Decimal, currency: str, field: str, *, positive: bool = False
+) -> None:
+    """Check that ``amount`` is finite, not negative and fits the currency.
+
+    Raises:
+        ValueError: naming ``field`` and the rule that failed.
+    """
+    places = minor_units(currency)
+    if places is None:
+        raise ValueError(f"currency: {currency!r} is not an ISO 4217 code")
+    if amount < 0 or (positive and amount == 0):
+        rule = "greater than 0" if positive else "0 or more"
+        raise ValueError(f"{field}: must be {rule}, got {amount}")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise ValueError(
+            f"{field}: {currency} allows at most {places} decimal places, got {amount}"
+        )
+
+
+def parse_event(raw: bytes) -> Event:
+    """Decode and validate one message value.
+
+    Raises:
+        InvalidEvent: the bytes are not JSON, the ``type`` is unknown, or a
+            field is missing or breaks its rule; the message names the field.
+
+    >>> parse_event(b'{"event_id": "e1", "type": "order.cancelled",'
+    ...     b' "customer_id": "c1", "occurred_at": "2026-01-05T09:00:00+01:00",'
+    ...     b' "order_id": "o1"}').occurred_at.isoformat()
+    '2026-01-05T08:00:00+00:00'
+    """
+    try:
+        document = jiter.from_json(raw, float_mode="decimal")
+    except ValueError as exc:
+        raise InvalidEvent(
+            "body", "invalid_json", f"body: not valid JSON ({exc})"
+        ) from None
+    if not isinstance(document, dict):
+        raise InvalidEvent(
+            "body",
+            "not_an_object",
+            f"body: must be a JSON object, got {type(document).__name__}",
+        )
+    kind = document.get("type")
+    if kind not in EVENT_TYPES:
+        known = ", ".join(sorted(EVENT_TYPES))
+        raise InvalidEvent(
+            "type", "unknown_type", f"type: {kind!r} is not one of {known}"
+        )
+    try:
+        return _adapter.validate_python(document)
+    except ValidationError as exc:
+        raise _describe(exc) from None
+
+
+def route(raw: bytes) -> tuple[str, bytes | None]:
+    """Pick the topic and key of one raw event as an ERP would.
+
+    Lines whose ``type`` is unknown or that are not JSON go to the orders
+    topic, so that the worker dead-letters them with the reason.
+
+    >>> route(b'{"type": "payment.failed", "customer_id": "c9"}')
+    ('erp.payments', b'c9')
+    """
+    try:
+        document = jiter.from_json(raw, float_mode="decimal")
+    except ValueError:
+        return TOPIC_ORDERS, None
+    if not isinstance(document, dict):
+        return TOPIC_ORDERS, None
+    customer = document.get("customer_id")
+    key = customer.encode() if isinstance(customer, str) else None
+    return TOPIC_FOR_TYPE.get(str(document.get("type")), TOPIC_ORDERS), key
+
+
+def event_time(raw: bytes) -> float | None:
+    """Return the ``occurred_at`` of a raw event in epoch seconds, or None.
+
+    Used only to order messages; validation happens in :func:`parse_event`.
+
+    >>> event_time(b'{"occurred_at": "1970-01-01T00:01:00+00:00"}')
+    60.0
+    >>> event_time(b'{"occurred_at": "1970-01-01T00:01:00"}') is None
+    True
+    """
+    try:
+        document = jiter.from_json(raw, float_mode="decimal")
+        text = document["occurred_at"]
+        moment = datetime.fromisoformat(text)
+    except (ValueError, TypeError, KeyError):
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def _describe(exc: ValidationError) -> InvalidEvent:
+    first = exc.errors(include_url=False)[0]
+    location = [str(part) for part in first["loc"][1:]] or ["body"]
+    field = ".".join(location)
+    message = str(first["msg"])
+    if first["type"] == "value_error":
+        # Our own validators already start the message with the field name.
+        message = message.removeprefix("Value error, ")
+        field = message.split(":", 1)[0]
+        return InvalidEvent(field, "invalid_value", message)
+    rule = str(first["type"])
+    if rule == "timezone_aware":
+        message = "must be RFC 3339 with a UTC offset such as +00:00 or Z"
+    value: Any = first.get("input")
+    shown = "" if rule == "missing" else f" (got {str(value)[:80]!r})"
+    return InvalidEvent(field, rule, f"{field}: {message}{shown}")

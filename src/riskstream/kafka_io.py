@@ -1,0 +1,79 @@
+"""Small aiokafka helpers for the command line: topic creation and produce."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from riskstream.events import TOPIC_FOR_TYPE, route
+from riskstream.settings import Settings
+
+OUTPUT_TOPICS = (
+    "risk.alerts",
+    "risk.scores",
+    "riskstream.deadletter",
+    "riskstream.ticks",
+)
+INPUT_TOPICS = tuple(sorted(set(TOPIC_FOR_TYPE.values())))
+COMPACTED = {"risk.scores"}
+
+
+def bootstrap_of(broker: str) -> str:
+    """Turn a Faust broker URL (``kafka://host:port;...``) into a bootstrap list.
+
+    >>> bootstrap_of("kafka://127.0.0.1:9092")
+    '127.0.0.1:9092'
+    """
+    hosts = [part.split("://", 1)[-1] for part in broker.split(";")]
+    return ",".join(host.rstrip("/") for host in hosts)
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing input and output topics; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = []
+        for name in (*INPUT_TOPICS, *OUTPUT_TOPICS):
+            full = settings.topic(name)
+            if full in existing:
+                continue
+            configs = {"cleanup.policy": "compact"} if name in COMPACTED else {}
+            wanted.append(
+                NewTopic(
+                    full,
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                    topic_configs=configs,
+                )
+            )
+        if wanted:
+            await admin.create_topics(wanted)
+        return [topic.name for topic in wanted]
+    finally:
+        await admin.close()
+
+
+async def produce_lines(settings: Settings, lines: Iterable[bytes]) -> Counter[str]:
+    """Publish each line to its topic, keyed by customer; return counts by topic."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_of(settings.broker),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+    )
+    await producer.start()
+    counts: Counter[str] = Counter()
+    try:
+        for raw in lines:
+            topic, key = route(raw)
+            await producer.send(settings.topic(topic), value=raw, key=key)
+            counts[settings.topic(topic)] += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return counts

@@ -1,0 +1,229 @@
+"""Per-partition processing shared by the Faust worker and replay.
+
+A :class:`PartitionRunner` owns one input partition's customers: it decodes
+raw messages, sends bad ones to dead letters, drops duplicates, fires the
+time-driven crossings of every customer in the partition as event time moves
+on, and applies each event through the :class:`~riskstream.engine.Engine`.
+Both drivers call it with the same messages in the same per-partition order,
+which is why they publish the same alerts.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from riskstream.engine import Engine, Outcome, Rejection
+from riskstream.errors import InvalidEvent
+from riskstream.events import Event, parse_event
+from riskstream.model import LatePaymentModel
+from riskstream.partitioning import partition_for
+from riskstream.state import CustomerState
+
+
+class StateStore(Protocol):
+    """Where customer states live: a Faust table in the worker, a dict in replay."""
+
+    def get(self, customer_id: str) -> CustomerState | None:
+        """Return the state of ``customer_id``, or None for a new customer."""
+
+    def put(self, state: CustomerState) -> None:
+        """Store ``state`` under its customer id."""
+
+
+@dataclass(slots=True, frozen=True)
+class Source:
+    """Where a raw message came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Outputs of a run of messages, gathered so a driver writes them once."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    dirty: dict[str, CustomerState] = field(default_factory=dict)
+    consumed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    invalid: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    model_changed: bool = False
+
+    def take(self, state: CustomerState, outcome: Outcome) -> None:
+        """Record what applying one event or crossing to ``state`` produced."""
+        self.alerts.extend(outcome.alerts)
+        if outcome.score is not None:
+            self.scores[state.customer_id] = outcome.score
+        self.dirty[state.customer_id] = state
+        self.model_changed = self.model_changed or outcome.model_changed
+
+
+def dead_letter(
+    raw: bytes, source: Source, error: InvalidEvent | Rejection, event_id: str | None
+) -> dict[str, Any]:
+    """Build the dead-letter record for a message that cannot be used."""
+    message = error.message
+    return {
+        "reason": message,
+        "field": error.field,
+        "rule": error.rule,
+        "event_id": event_id,
+        "source": {
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
+            "key": None
+            if source.key is None
+            else source.key.decode("utf-8", "replace"),
+        },
+        "original_base64": base64.b64encode(raw).decode("ascii"),
+    }
+
+
+def decode(raw: bytes, source: Source, batch: Batch) -> Event | None:
+    """Parse one message; an invalid one becomes a dead letter and None."""
+    try:
+        return parse_event(raw)
+    except InvalidEvent as exc:
+        batch.invalid[exc.rule] += 1
+        batch.dead_letters.append(dead_letter(raw, source, exc, None))
+        return None
+
+
+class PartitionRunner:
+    """Processes the messages of one input partition in offset order.
+
+    Args:
+        partition: the input partition number.
+        engine: the scoring core.
+        store: customer states of this partition.
+        model: the partition's late-payment model.
+        partitions: partition count of the input topics; when given, a
+            message in a partition other than the one Kafka's default
+            partitioner picks for its customer is rejected, because its
+            state would be restored to the wrong worker.
+        require_key: reject messages whose key is not the ``customer_id``.
+    """
+
+    def __init__(
+        self,
+        partition: int,
+        engine: Engine,
+        store: StateStore,
+        model: LatePaymentModel,
+        *,
+        partitions: int | None = None,
+        require_key: bool = True,
+    ) -> None:
+        self.partition = partition
+        self.engine = engine
+        self.store = store
+        self.model = model
+        self.partitions = partitions
+        self.require_key = require_key
+        self.watermark_s = 0
+        self._heap: list[tuple[int, str]] = []
+        self._due: dict[str, int] = {}
+
+    def rebuild(self, states: Iterable[CustomerState]) -> int:
+        """Index the crossing times of restored states; return how many are due."""
+        self._heap.clear()
+        self._due.clear()
+        for state in states:
+            self.watermark_s = max(self.watermark_s, state.clock_s)
+            self._schedule(state)
+        return len(self._due)
+
+    def handle(self, raw: bytes, source: Source, batch: Batch) -> None:
+        """Decode, check and apply one message, adding its outputs to ``batch``."""
+        event = decode(raw, source, batch)
+        if event is not None:
+            self.handle_event(event, raw, source, batch)
+
+    def handle_event(
+        self, event: Event, raw: bytes, source: Source, batch: Batch
+    ) -> None:
+        """Check and apply one decoded message."""
+        batch.consumed[(source.topic, event.type)] += 1
+        rejection = self._check_key(event, source)
+        if rejection is not None:
+            batch.invalid[rejection.rule] += 1
+            batch.dead_letters.append(
+                dead_letter(raw, source, rejection, event.event_id)
+            )
+            return
+
+        at_s = int(event.occurred_at.timestamp())
+        self.advance_to(at_s, batch)
+        state = self.store.get(event.customer_id)
+        if state is None:
+            state = CustomerState(event.customer_id, partition=self.partition)
+        outcome = self.engine.apply(state, event, self.model)
+        if outcome.duplicate:
+            batch.duplicates += 1
+        if outcome.rejection is not None:
+            batch.invalid[outcome.rejection.rule] += 1
+            batch.dead_letters.append(
+                dead_letter(raw, source, outcome.rejection, event.event_id)
+            )
+        batch.take(state, outcome)
+        self.store.put(state)
+        self._schedule(state)
+
+    def advance_to(self, now_s: int, batch: Batch) -> None:
+        """Fire the crossings of every customer of the partition up to ``now_s``."""
+        self.watermark_s = max(self.watermark_s, now_s)
+        while self._heap and self._heap[0][0] <= now_s:
+            due_s, customer_id = heapq.heappop(self._heap)
+            if self._due.get(customer_id) != due_s:
+                continue
+            del self._due[customer_id]
+            state = self.store.get(customer_id)
+            if state is None:
+                continue
+            outcome = self.engine.advance(state, now_s, self.model)
+            batch.take(state, outcome)
+            self.store.put(state)
+            self._schedule(state)
+
+    def _schedule(self, state: CustomerState) -> None:
+        due_s = self.engine.next_due(state)
+        if due_s is None:
+            self._due.pop(state.customer_id, None)
+            return
+        if self._due.get(state.customer_id) != due_s:
+            self._due[state.customer_id] = due_s
+            heapq.heappush(self._heap, (due_s, state.customer_id))
+
+    def _check_key(self, event: Event, source: Source) -> Rejection | None:
+        if self.require_key and source.key != event.customer_id.encode():
+            shown = (
+                None if source.key is None else source.key.decode("utf-8", "replace")
+            )
+            return Rejection(
+                "customer_id",
+                "key_mismatch",
+                f"customer_id: the message key {shown!r} must equal the "
+                f"customer_id {event.customer_id!r}; key every message by customer",
+            )
+        if self.partitions is not None:
+            expected = partition_for(event.customer_id, self.partitions)
+            if expected != source.partition:
+                return Rejection(
+                    "customer_id",
+                    "wrong_partition",
+                    f"customer_id: {event.customer_id!r} arrived on partition "
+                    f"{source.partition} but Kafka's default (murmur2) "
+                    f"partitioner puts it on {expected}; produce with that "
+                    "partitioner so each customer's events share a partition",
+                )
+        return None

@@ -1,0 +1,231 @@
+"""Per-customer state: one compact record with bucketed windows.
+
+Times are whole seconds since the Unix epoch (UTC) and days are
+``seconds // 86400``. Money is an integer count of minor units of the
+customer's single currency, so sums are exact.
+
+Purchase history is kept in daily buckets for the last 90 days and in 30-day
+blocks for the 360 days before that; older history is dropped. Late, partial
+and failed payments are kept as day numbers for 365 days. Event ids are kept
+as 56-bit hashes of the last :data:`RECENT_IDS` events for deduplication.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+DAY_S = 86_400
+RECENT_DAYS = 90
+BLOCK_DAYS = 30
+HISTORY_DAYS = 450
+EVENT_WINDOW_DAYS = 365
+RECENT_IDS = 64
+RECENT_PAYMENT_IDS = 32
+MAX_UNAPPLIED = 32
+FORMAT_VERSION = 1
+
+
+def id_hash(value: str) -> int:
+    """Hash an identifier to 56 bits, stable across processes and machines.
+
+    >>> id_hash("e1") == id_hash("e1") and id_hash("e1") != id_hash("e2")
+    True
+    """
+    digest = hashlib.blake2b(value.encode(), digest_size=7).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(slots=True)
+class Invoice:
+    """An invoice with money still owed, or owed until recently."""
+
+    amount: int
+    outstanding: int
+    issued_s: int
+    due_s: int
+    event_id: str
+    probability: float
+    """Model probability of paying 30+ days late, at issue; -1 when not scored."""
+    features: list[float]
+    """Model features as they were at issue, kept for the delayed label."""
+    labelled: bool = False
+    partial: bool = False
+
+    def to_list(self) -> list[Any]:
+        """Encode as a positional list."""
+        return [
+            self.amount,
+            self.outstanding,
+            self.issued_s,
+            self.due_s,
+            self.event_id,
+            self.probability,
+            self.features,
+            int(self.labelled) | int(self.partial) << 1,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> Invoice:
+        """Decode from :meth:`to_list`."""
+        flags = row[7]
+        return cls(*row[:7], labelled=bool(flags & 1), partial=bool(flags & 2))
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything riskstream remembers about one customer."""
+
+    customer_id: str
+    partition: int = 0
+    currency: str | None = None
+    credit_limit: int | None = None
+    terms_days: int | None = None
+    profile: dict[str, str] = field(default_factory=dict)
+    clock_s: int = 0
+    """Latest event time at which the customer was evaluated."""
+    first_order_s: int | None = None
+    last_order_s: int | None = None
+    orders_total: int = 0
+    gap_sum_days: float = 0.0
+    days: list[list[int]] = field(default_factory=list)
+    """Daily purchase buckets ``[day, orders, amount]``, oldest first."""
+    blocks: list[list[int]] = field(default_factory=list)
+    """30-day purchase blocks ``[day // 30, orders, amount]``, oldest first."""
+    open_orders: dict[str, list[int]] = field(default_factory=dict)
+    """Orders not yet invoiced: ``order_id -> [amount, placed_s]``."""
+    invoices: dict[str, Invoice] = field(default_factory=dict)
+    unapplied: dict[str, list[int]] = field(default_factory=dict)
+    """Payments for invoices not seen yet: ``invoice_id -> [amount, paid_s]``."""
+    credit: int = 0
+    """Overpaid money, which lowers exposure."""
+    late_days: list[int] = field(default_factory=list)
+    partial_days: list[int] = field(default_factory=list)
+    failed_days: list[int] = field(default_factory=list)
+    avg_days_to_pay: float | None = None
+    paid_count: int = 0
+    recent_ids: list[int] = field(default_factory=list)
+    payment_ids: list[int] = field(default_factory=list)
+    score: float = 0.0
+    level: str = "low"
+    firing: list[str] = field(default_factory=list)
+    alerts_raised: int = 0
+
+    def seen(self, event_id: str) -> bool:
+        """Record ``event_id`` and tell whether it was already recorded."""
+        digest = id_hash(event_id)
+        if digest in self.recent_ids:
+            return True
+        self.recent_ids.append(digest)
+        del self.recent_ids[:-RECENT_IDS]
+        return False
+
+    def forget(self, event_id: str) -> None:
+        """Remove ``event_id`` from the recorded ids."""
+        digest = id_hash(event_id)
+        if digest in self.recent_ids:
+            self.recent_ids.remove(digest)
+
+    def payment_seen(self, payment_id: str) -> bool:
+        """Record ``payment_id`` and tell whether it was already recorded."""
+        digest = id_hash(payment_id)
+        if digest in self.payment_ids:
+            return True
+        self.payment_ids.append(digest)
+        del self.payment_ids[:-RECENT_PAYMENT_IDS]
+        return False
+
+    def add_purchase(self, at_s: int, amount: int, count: int = 1) -> None:
+        """Add ``count`` orders worth ``amount`` to the bucket of ``at_s``.
+
+        A cancelled order passes a negative amount and count.
+        """
+        day = at_s // DAY_S
+        today = max(self.clock_s, at_s) // DAY_S
+        if day <= today - RECENT_DAYS:
+            block = day // BLOCK_DAYS
+            if day > today - HISTORY_DAYS:
+                _add_to_buckets(self.blocks, block, amount, count)
+            return
+        _add_to_buckets(self.days, day, amount, count)
+
+    def compact(self) -> None:
+        """Move daily buckets older than 90 days into blocks and drop old data."""
+        today = self.clock_s // DAY_S
+        while self.days and self.days[0][0] <= today - RECENT_DAYS:
+            day, count, amount = self.days.pop(0)
+            _add_to_buckets(self.blocks, day // BLOCK_DAYS, amount, count)
+        oldest_block = (today - HISTORY_DAYS) // BLOCK_DAYS
+        while self.blocks and self.blocks[0][0] <= oldest_block:
+            self.blocks.pop(0)
+        oldest_day = today - EVENT_WINDOW_DAYS
+        for days in (self.late_days, self.partial_days, self.failed_days):
+            while days and days[0] <= oldest_day:
+                days.pop(0)
+
+    def to_bytes(self) -> bytes:
+        """Encode as compact JSON."""
+        return orjson.dumps(
+            [
+                FORMAT_VERSION,
+                self.customer_id,
+                self.partition,
+                self.currency,
+                self.credit_limit,
+                self.terms_days,
+                self.profile,
+                self.clock_s,
+                self.first_order_s,
+                self.last_order_s,
+                self.orders_total,
+                self.gap_sum_days,
+                self.days,
+                self.blocks,
+                self.open_orders,
+                {key: inv.to_list() for key, inv in self.invoices.items()},
+                self.unapplied,
+                self.credit,
+                self.late_days,
+                self.partial_days,
+                self.failed_days,
+                self.avg_days_to_pay,
+                self.paid_count,
+                self.recent_ids,
+                self.payment_ids,
+                self.score,
+                self.level,
+                self.firing,
+                self.alerts_raised,
+            ]
+        )
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> CustomerState:
+        """Decode from :meth:`to_bytes`."""
+        row = orjson.loads(raw)
+        if row[0] != FORMAT_VERSION:
+            raise ValueError(f"state format {row[0]} is not {FORMAT_VERSION}")
+        state = cls(*row[1:])
+        state.invoices = {
+            key: Invoice.from_list(value) for key, value in row[15].items()
+        }
+        return state
+
+
+def _add_to_buckets(
+    buckets: list[list[int]], key: int, amount: int, count: int = 1
+) -> None:
+    """Add to the bucket ``key`` of a list kept sorted by key."""
+    for index in range(len(buckets) - 1, -1, -1):
+        bucket = buckets[index]
+        if bucket[0] == key:
+            bucket[1] += count
+            bucket[2] += amount
+            return
+        if bucket[0] < key:
+            buckets.insert(index + 1, [key, count, amount])
+            return
+    buckets.insert(0, [key, count, amount])
