@@ -31,10 +31,11 @@ from riskstream_agents import metrics
 
 from riskstream.config import load_config
 from riskstream.engine import Engine
-from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, event_time
+from riskstream.errors import InvalidEvent
+from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, Event
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
-from riskstream.runner import Batch, PartitionRunner, Source
+from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
 from riskstream.settings import Settings
 from riskstream.state import CustomerState
 
@@ -103,7 +104,7 @@ class Worker:
         self.stores: dict[int, TableStore] = {}
         self.levels: dict[str, str] = {}
         """Latest level of each customer this worker scored, for the gauges."""
-        self.mergers: dict[int, EventTimeMerger[tuple[EventT, float]]] = {}
+        self.mergers: dict[int, EventTimeMerger[tuple[EventT, float, Any]]] = {}
         self.next_offset: dict[TP, int] = {}
         self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
         self.lock = asyncio.Lock()
@@ -174,8 +175,9 @@ class Worker:
                     )
                 # Keep the offset uncommitted until the merge releases it.
                 message.incref()
+                parsed = try_parse(message.value)
                 merger.push(
-                    message.topic, (event, time.monotonic()), event_time(message.value)
+                    message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
                 )
             return await self._release()
 
@@ -194,16 +196,16 @@ class Worker:
         now = time.monotonic()
         for partition, merger in self.mergers.items():
             ready = merger.pop_ready(self._caught_up_for(partition, merger, now))
-            for event, _queued_at in ready:
+            for event, _queued_at, parsed in ready:
                 released.append(event)
                 last_event[partition] = event
-                self._run(event, batch, models_changed)
+                self._run(event, parsed, batch, models_changed)
         for partition, (event, tick) in self.ticks.items():
             merger = self.mergers.get(partition)
             held = merger.oldest() if merger is not None else None
             until_s = int(tick["now_s"])
             if held is not None:
-                held_time = event_time(held[0].message.value)
+                held_time = sort_time(held[2])
                 if held_time is not None:
                     until_s = min(until_s, int(held_time) - 1)
             last_event[partition] = event
@@ -226,14 +228,18 @@ class Worker:
                 ].model.to_bytes()
         for store in self.stores.values():
             store.cache.clear()
-        for customer_id, score in batch.scores.items():
-            self.levels[customer_id] = score["level"]
         for event in released:
             event.ack()
         metrics.observe_batch(batch, len(released), time.perf_counter() - started)
         return batch
 
-    def _run(self, event: EventT, batch: Batch, models_changed: set[int]) -> None:
+    def _run(
+        self,
+        event: EventT,
+        parsed: Event | InvalidEvent,
+        batch: Batch,
+        models_changed: set[int],
+    ) -> None:
         message = event.message
         with current(event):
             runner = self.runner_for(event)
@@ -241,7 +247,7 @@ class Worker:
             source = Source(
                 message.topic, message.partition, message.offset, message.key
             )
-            runner.handle(message.value, source, batch)
+            runner.handle(message.value, source, batch, parsed)
             if runner.model.updates != before:
                 models_changed.add(message.partition)
 
@@ -279,7 +285,9 @@ class Worker:
                 key=alert["customer_id"].encode(), value=orjson.dumps(alert)
             )
             metrics.observe_alert(alert)
-        for customer_id, score in batch.scores.items():
+        for customer_id, state in batch.rescored.items():
+            score = self.engine.assessment(state)
+            self.levels[customer_id] = score["level"]
             await self.scores_topic.send(
                 key=customer_id.encode(), value=orjson.dumps(score)
             )

@@ -27,7 +27,7 @@ from riskstream.events import (
     PaymentReceived,
 )
 from riskstream.features import compute_signals
-from riskstream.model import LATE_DAYS, LatePaymentModel
+from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.state import (
     BLOCK_DAYS,
     DAY_S,
@@ -59,7 +59,8 @@ class Outcome:
     """What one call to the engine produced."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    score: dict[str, Any] | None = None
+    rescored: bool = False
+    """The customer's assessment changed, or an event was applied."""
     rejection: Rejection | None = None
     duplicate: bool = False
     model_changed: bool = False
@@ -67,7 +68,7 @@ class Outcome:
     def extend(self, other: Outcome) -> None:
         """Append the outputs of a later call."""
         self.alerts.extend(other.alerts)
-        self.score = other.score or self.score
+        self.rescored = self.rescored or other.rescored
         self.model_changed = self.model_changed or other.model_changed
 
 
@@ -94,7 +95,12 @@ class Engine:
     def apply(
         self, state: CustomerState, event: Event, model: LatePaymentModel
     ) -> Outcome:
-        """Apply one validated event; crossings before it are fired first."""
+        """Apply one validated event at its own time.
+
+        The caller fires the customer's crossings up to the event's time first,
+        with :meth:`advance`; :class:`~riskstream.runner.PartitionRunner` does
+        that for every customer of a partition, and :meth:`step` does both.
+        """
         rejection = self._check_currency(state, event)
         if rejection is not None:
             return Outcome(rejection=rejection)
@@ -102,7 +108,7 @@ class Engine:
             return Outcome(duplicate=True)
 
         at_s = int(event.occurred_at.timestamp())
-        outcome = self.advance(state, at_s, model)
+        outcome = Outcome()
         applied = self._dispatch(state, event, at_s, model, outcome)
         if isinstance(applied, Rejection):
             # A corrected event may be sent again under the same id.
@@ -116,6 +122,17 @@ class Engine:
         state.clock_s = max(state.clock_s, at_s)
         state.compact()
         outcome.extend(self.evaluate(state, model, [event.event_id], always=True))
+        return outcome
+
+    def step(
+        self, state: CustomerState, event: Event, model: LatePaymentModel
+    ) -> Outcome:
+        """Fire the customer's crossings up to the event, then apply it."""
+        outcome = self.advance(state, int(event.occurred_at.timestamp()), model)
+        applied = self.apply(state, event, model)
+        outcome.extend(applied)
+        outcome.rejection = applied.rejection
+        outcome.duplicate = applied.duplicate
         return outcome
 
     def _dispatch(
@@ -328,36 +345,39 @@ class Engine:
         and a day's orders or payments leaving a window.
         """
         clock = state.clock_s
-        best: int | None = None
-
-        def offer(at_s: int) -> None:
-            nonlocal best
-            if at_s > clock and (best is None or at_s < best):
-                best = at_s
-
+        candidates: list[int] = []
         for invoice in state.invoices.values():
             if invoice.outstanding > 0:
                 for days in self._due_thresholds:
-                    offer(invoice.due_s + math.ceil(days * DAY_S))
+                    candidates.append(invoice.due_s + math.ceil(days * DAY_S))
                 if not invoice.labelled:
-                    offer(invoice.due_s + LATE_DAYS * DAY_S)
+                    candidates.append(invoice.due_s + LATE_DAYS * DAY_S)
         if state.last_order_s is not None:
+            last = state.last_order_s
             for days in self._since_thresholds:
-                offer(state.last_order_s + math.ceil(days * DAY_S))
+                candidates.append(last + math.ceil(days * DAY_S))
             if state.orders_total >= 3:
                 mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
                 for ratio in self._gap_thresholds:
-                    offer(state.last_order_s + math.ceil(ratio * mean_gap * DAY_S))
+                    candidates.append(last + math.ceil(ratio * mean_gap * DAY_S))
+        # Day lists are sorted, so the first day still inside a window is the
+        # next to leave it.
+        today = clock // DAY_S
         for days in (state.late_days, state.partial_days, state.failed_days):
-            for day in days:
-                offer((day + 90) * DAY_S)
-                offer((day + EVENT_WINDOW_DAYS) * DAY_S)
-        for day, _, _ in state.days:
-            offer((day + 30) * DAY_S)
-            offer((day + RECENT_DAYS) * DAY_S)
-        for block, _, _ in state.blocks[:1]:
-            offer((block * BLOCK_DAYS + HISTORY_DAYS) * DAY_S)
-        return best
+            if days:
+                for window in (90, EVENT_WINDOW_DAYS):
+                    index = bisect.bisect_right(days, today - window)
+                    if index < len(days):
+                        candidates.append((days[index] + window) * DAY_S)
+        for bucket in state.days:
+            if bucket[0] > today - 30:
+                candidates.append((bucket[0] + 30) * DAY_S)
+                break
+        if state.days:
+            candidates.append((state.days[0][0] + RECENT_DAYS) * DAY_S)
+        if state.blocks:
+            candidates.append((state.blocks[0][0] * BLOCK_DAYS + HISTORY_DAYS) * DAY_S)
+        return min((at for at in candidates if at > clock), default=None)
 
     def advance(
         self, state: CustomerState, until_s: int, model: LatePaymentModel
@@ -402,43 +422,16 @@ class Engine:
     ) -> Outcome:
         """Score the state at its clock; alert when a rule fires or the level rises.
 
-        ``always`` returns the assessment even when nothing changed, as after
-        an event; time-driven evaluations return it only on a change.
+        ``always`` marks the assessment as changed even when the score did not
+        move, as after an event; time-driven evaluations mark it only on a
+        change.
         """
-        now_s = state.clock_s
-        signals = compute_signals(state, now_s)
-        places = minor_units(state.currency or "EUR") or 0
-        for name in MONEY_SIGNALS:
-            value = signals[name]
-            if value is not None:
-                signals[name] = value / 10**places
-        firing = [
-            rule for rule in self.config.rules if rule.fires(signals[rule.signal])
-        ]
-        reasons = [_reason(rule, signals[rule.signal]) for rule in firing]
+        signals = self.signals(state)
+        firing = [r for r in self.config.rules if r.fires(signals[r.signal])]
+        probability = _model_probability(state)
         score = sum(rule.points for rule in firing)
-        probability = max(
-            (
-                invoice.probability
-                for invoice in state.invoices.values()
-                if invoice.outstanding > 0
-            ),
-            default=-1.0,
-        )
         if probability >= 0:
-            contribution = self.config.model.points * probability
-            score += contribution
-            if probability >= self.config.model.threshold:
-                reasons.append(
-                    {
-                        "rule": "model_late_payment",
-                        "signal": "late_payment_probability",
-                        "value": round(probability, 4),
-                        "op": ">=",
-                        "threshold": self.config.model.threshold,
-                        "points": round(contribution, 2),
-                    }
-                )
+            score += self.config.model.points * probability
         score = round(min(100.0, score), 1)
         level = self.config.levels.level_for(score)
 
@@ -446,31 +439,56 @@ class Engine:
         names = [rule.name for rule in firing]
         new_rules = [rule for rule in firing if rule.name not in state.firing]
         rose = SEVERITY_ORDER[level] > SEVERITY_ORDER[previous_level]
-        changed = (score, level, names) != (
-            previous_score,
-            previous_level,
-            state.firing,
-        )
+        changed = (score, level, names) != (state.score, state.level, state.firing)
         state.score, state.level, state.firing = score, level, names
 
-        outcome = Outcome()
+        outcome = Outcome(rescored=always or changed)
         if new_rules or rose:
+            reasons = self.reasons(firing, signals, probability)
             outcome.alerts.append(
                 self._alert(
                     state,
                     new_rules,
                     firing,
                     reasons,
-                    previous_score,
-                    previous_level,
+                    (previous_score, previous_level),
                     rose,
                     event_ids,
                     model,
                 )
             )
-        if always or changed:
-            outcome.score = self._assessment(state, signals, reasons, model)
         return outcome
+
+    def signals(self, state: CustomerState) -> dict[str, float | None]:
+        """Compute the signals at the state's clock, money in major units."""
+        signals = compute_signals(state, state.clock_s)
+        scale = 10 ** (minor_units(state.currency or "EUR") or 0)
+        for name in MONEY_SIGNALS:
+            value = signals[name]
+            if value is not None:
+                signals[name] = value / scale
+        return signals
+
+    def reasons(
+        self,
+        firing: list[Rule],
+        signals: dict[str, float | None],
+        probability: float,
+    ) -> list[dict[str, Any]]:
+        """Explain a score: each firing rule and the model, with its points."""
+        reasons = [_reason(rule, signals[rule.signal]) for rule in firing]
+        if probability >= self.config.model.threshold:
+            reasons.append(
+                {
+                    "rule": "model_late_payment",
+                    "signal": "late_payment_probability",
+                    "value": round(probability, 4),
+                    "op": ">=",
+                    "threshold": self.config.model.threshold,
+                    "points": round(self.config.model.points * probability, 2),
+                }
+            )
+        return reasons
 
     def _alert(
         self,
@@ -478,8 +496,7 @@ class Engine:
         new_rules: list[Rule],
         firing: list[Rule],
         reasons: list[dict[str, Any]],
-        previous_score: float,
-        previous_level: str,
+        previous: tuple[float, str],
         rose: bool,
         event_ids: list[str],
         model: LatePaymentModel,
@@ -489,10 +506,10 @@ class Engine:
             key=lambda rule: (SEVERITY_ORDER[rule.severity], rule.points),
             reverse=True,
         )
-        severity = max(
-            [rule.severity for rule in new_rules] + ([state.level] if rose else []),
-            key=SEVERITY_ORDER.__getitem__,
-        )
+        severities = [rule.severity for rule in new_rules]
+        if rose:
+            severities.append(state.level)
+        severity = max(severities, key=SEVERITY_ORDER.__getitem__)
         actions: list[str] = []
         for rule in leading:
             actions.extend(a for a in rule.actions if a not in actions)
@@ -514,28 +531,26 @@ class Engine:
             "kind": "rule_fired" if new_rules else "level_raised",
             "severity": severity,
             "risk_score": state.score,
-            "previous_score": previous_score,
+            "previous_score": previous[0],
             "level": state.level,
-            "previous_level": previous_level,
+            "previous_level": previous[1],
             "rules_fired": [rule.name for rule in new_rules],
             "reasons": reasons,
             "recommended_actions": actions,
             "owner": leading[0].owner if leading else "finance",
             "event_ids": event_ids,
             "model": {
-                "name": model.describe()["name"],
-                "version": model.describe()["version"],
+                "name": MODEL_NAME,
+                "version": MODEL_VERSION,
                 "updates": model.updates,
             },
         }
 
-    def _assessment(
-        self,
-        state: CustomerState,
-        signals: dict[str, float | None],
-        reasons: list[dict[str, Any]],
-        model: LatePaymentModel,
-    ) -> dict[str, Any]:
+    def assessment(self, state: CustomerState) -> dict[str, Any]:
+        """Describe the customer's latest score, for the ``risk.scores`` topic."""
+        signals = self.signals(state)
+        firing = [r for r in self.config.rules if r.name in state.firing]
+        reasons = self.reasons(firing, signals, _model_probability(state))
         currency = state.currency
         owed = sum(invoice.outstanding for invoice in state.invoices.values())
         return {
@@ -552,8 +567,19 @@ class Engine:
                 key: None if value is None else round(value, 4)
                 for key, value in signals.items()
             },
-            "model": {"name": "late_payment_30d", "updates": model.updates},
         }
+
+
+def _model_probability(state: CustomerState) -> float:
+    """Return the highest late-payment probability of an open invoice, or -1."""
+    return max(
+        (
+            invoice.probability
+            for invoice in state.invoices.values()
+            if invoice.outstanding > 0
+        ),
+        default=-1.0,
+    )
 
 
 def _reason(rule: Rule, value: float | None) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+
 from riskstream.state import BLOCK_DAYS, DAY_S, HISTORY_DAYS, RECENT_DAYS, CustomerState
 
 MIN_BASELINE_DAYS = 90
@@ -67,7 +69,8 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
 
 
 def _count_since(days: list[int], after_day: int) -> int:
-    return sum(1 for day in days if day > after_day)
+    """Count the days of a sorted list that are later than ``after_day``."""
+    return len(days) - bisect.bisect_right(days, after_day)
 
 
 def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:

@@ -50,7 +50,8 @@ class Batch:
     """Outputs of a run of messages, gathered so a driver writes them once."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rescored: dict[str, CustomerState] = field(default_factory=dict)
+    """Customers whose assessment is to be published."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     dirty: dict[str, CustomerState] = field(default_factory=dict)
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -61,8 +62,8 @@ class Batch:
     def take(self, state: CustomerState, outcome: Outcome) -> None:
         """Record what applying one event or crossing to ``state`` produced."""
         self.alerts.extend(outcome.alerts)
-        if outcome.score is not None:
-            self.scores[state.customer_id] = outcome.score
+        if outcome.rescored:
+            self.rescored[state.customer_id] = state
         self.dirty[state.customer_id] = state
         self.model_changed = self.model_changed or outcome.model_changed
 
@@ -89,14 +90,19 @@ def dead_letter(
     }
 
 
-def decode(raw: bytes, source: Source, batch: Batch) -> Event | None:
-    """Parse one message; an invalid one becomes a dead letter and None."""
+def try_parse(raw: bytes) -> Event | InvalidEvent:
+    """Parse one message, returning the error instead of raising it."""
     try:
         return parse_event(raw)
     except InvalidEvent as exc:
-        batch.invalid[exc.rule] += 1
-        batch.dead_letters.append(dead_letter(raw, source, exc, None))
+        return exc
+
+
+def sort_time(parsed: Event | InvalidEvent) -> float | None:
+    """Return the event time used by the merge; None for an invalid message."""
+    if isinstance(parsed, InvalidEvent):
         return None
+    return parsed.occurred_at.timestamp()
 
 
 class PartitionRunner:
@@ -143,11 +149,25 @@ class PartitionRunner:
             self._schedule(state)
         return len(self._due)
 
-    def handle(self, raw: bytes, source: Source, batch: Batch) -> None:
-        """Decode, check and apply one message, adding its outputs to ``batch``."""
-        event = decode(raw, source, batch)
-        if event is not None:
-            self.handle_event(event, raw, source, batch)
+    def handle(
+        self,
+        raw: bytes,
+        source: Source,
+        batch: Batch,
+        parsed: Event | InvalidEvent | None = None,
+    ) -> None:
+        """Check and apply one message, adding its outputs to ``batch``.
+
+        ``parsed`` is the result of :func:`try_parse` when the caller already
+        decoded the message.
+        """
+        if parsed is None:
+            parsed = try_parse(raw)
+        if isinstance(parsed, InvalidEvent):
+            batch.invalid[parsed.rule] += 1
+            batch.dead_letters.append(dead_letter(raw, source, parsed, None))
+            return
+        self.handle_event(parsed, raw, source, batch)
 
     def handle_event(
         self, event: Event, raw: bytes, source: Source, batch: Batch

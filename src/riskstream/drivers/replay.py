@@ -18,11 +18,12 @@ import orjson
 
 from riskstream.config import ScoringConfig
 from riskstream.engine import Engine
-from riskstream.events import event_time, route
+from riskstream.errors import InvalidEvent
+from riskstream.events import TOPIC_FOR_TYPE, route
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.partitioning import partition_for
-from riskstream.runner import Batch, PartitionRunner, Source
+from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
 from riskstream.state import CustomerState
 
 
@@ -39,7 +40,9 @@ class ReplayResult:
     """Everything a replay produced."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    rescored: dict[str, CustomerState] = field(default_factory=dict)
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Latest assessment of every customer, as last published to risk.scores."""
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
@@ -51,7 +54,7 @@ class ReplayResult:
     def absorb(self, batch: Batch) -> None:
         """Add one batch of outputs."""
         self.alerts.extend(batch.alerts)
-        self.scores.update(batch.scores)
+        self.rescored.update(batch.rescored)
         self.dead_letters.extend(batch.dead_letters)
         self.consumed.update(batch.consumed)
         self.invalid.update(batch.invalid)
@@ -117,29 +120,36 @@ def replay(
     engine = Engine(config)
     store = MemoryStore()
     result = ReplayResult(states=store)
-    mergers: dict[int, EventTimeMerger[tuple[bytes, Source]]] = {}
+    mergers: dict[int, EventTimeMerger[tuple[bytes, Source, Any]]] = {}
     for number, raw in enumerate(lines):
-        topic, key = route(raw)
+        parsed = try_parse(raw)
+        if isinstance(parsed, InvalidEvent):
+            topic, key = route(raw)
+        else:
+            topic, key = TOPIC_FOR_TYPE[parsed.type], parsed.customer_id.encode()
         partition = 0 if key is None else partition_for(key.decode(), partitions)
         merger = mergers.get(partition)
         if merger is None:
             merger = mergers[partition] = EventTimeMerger(INPUT_TOPICS_IN_ORDER)
-        merger.push(
-            topic, (raw, Source(topic, partition, number, key)), event_time(raw)
-        )
+        source = Source(topic, partition, number, key)
+        merger.push(topic, (raw, source, parsed), sort_time(parsed))
         result.messages = number + 1
 
     done = 0
     for partition in sorted(mergers):
         model = result.models[partition] = LatePaymentModel()
         runner = PartitionRunner(partition, engine, store, model)
-        for raw, source in mergers[partition].drain():
+        for raw, source, parsed in mergers[partition].drain():
             batch = Batch()
-            runner.handle(raw, source, batch)
+            runner.handle(raw, source, batch, parsed)
             result.absorb(batch)
             done += 1
             if on_message is not None:
                 on_message(done)
+    result.scores = {
+        customer: engine.assessment(state)
+        for customer, state in sorted(result.rescored.items())
+    }
     return result
 
 
