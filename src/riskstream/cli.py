@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="create the topics riskstream uses")
     _add_broker(topics)
+
+    from riskstream.cli_data import add_data_commands
+
+    add_data_commands(commands)
     return parser
 
 
@@ -105,15 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        if args.partitions is not None and args.partitions < 1:
+        partitions = getattr(args, "partitions", None)
+        if partitions is not None and partitions < 1:
             raise UsageError("--partitions: must be 1 or more")
-        handler = {
+        handlers = {
             "worker": _worker,
             "replay": _replay,
             "produce": _produce,
             "topics": _topics,
-        }[args.command]
-        return handler(args)
+        }
+        handler = handlers.get(args.command, getattr(args, "handler", None))
+        if handler is None:
+            raise UsageError(f"{args.command}: unknown command; see riskstream --help")
+        return int(handler(args))
     except RiskstreamError as exc:
         print(f"riskstream: {exc}", file=sys.stderr)
         return 2
