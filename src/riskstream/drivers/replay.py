@@ -109,6 +109,7 @@ def replay(
     *,
     partitions: int = 4,
     on_message: Callable[[int], None] | None = None,
+    until_s: int | None = None,
 ) -> ReplayResult:
     """Process ``lines`` as a worker with ``partitions`` partitions would.
 
@@ -116,6 +117,8 @@ def replay(
     it to; each partition's topics are then merged by event time exactly as
     the worker merges them once all input is in Kafka. ``on_message`` is
     called with the running count of processed messages, for progress bars.
+    With ``until_s``, every partition's clock then moves on to that time, so
+    the crossings up to it fire as if the worker's wall clock had reached it.
     """
     engine = Engine(config)
     store = MemoryStore()
@@ -146,6 +149,10 @@ def replay(
             done += 1
             if on_message is not None:
                 on_message(done)
+        if until_s is not None:
+            batch = Batch()
+            runner.advance_to(until_s, batch)
+            result.absorb(batch)
     result.scores = {
         customer: engine.assessment(state)
         for customer, state in sorted(result.rescored.items())
