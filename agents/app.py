@@ -25,6 +25,8 @@ from typing import Any
 import faust
 import orjson
 import structlog
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.streams import _current_event
 from faust.types import TP, EventT
 from riskstream_agents import metrics
@@ -33,6 +35,7 @@ from riskstream.config import load_config
 from riskstream.engine import Engine
 from riskstream.errors import InvalidEvent
 from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, Event
+from riskstream.kafka_io import bootstrap_of
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
@@ -125,7 +128,12 @@ class Worker:
             else LatePaymentModel()
         )
         runner = PartitionRunner(
-            partition, self.engine, store, model, partitions=self.settings.partitions
+            partition,
+            self.engine,
+            store,
+            model,
+            partitions=self.settings.partitions,
+            topics=self.input_names,
         )
         restored = [
             state
@@ -157,6 +165,8 @@ class Worker:
             merger = self.mergers.pop(partition, None)
             if merger is not None:
                 merger.clear()
+            for name in self.input_names:
+                self.next_offset.pop(TP(name, partition), None)
             self.ticks.pop(partition, None)
 
     async def process(self, events: list[EventT]) -> Batch:
@@ -170,6 +180,7 @@ class Worker:
                     continue
                 merger = self.mergers.get(message.partition)
                 if merger is None:
+                    await self._seed_positions(message.partition)
                     merger = self.mergers[message.partition] = EventTimeMerger(
                         self.input_names
                     )
@@ -180,6 +191,23 @@ class Worker:
                     message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
                 )
             return await self._release()
+
+    async def _seed_positions(self, partition: int) -> None:
+        """Record where reading starts in each input topic of a new partition.
+
+        Reading resumes at the group's committed offset, or at the earliest
+        offset for a new group. Knowing it lets the merge tell a topic that
+        has nothing left from one whose messages have not arrived yet.
+        """
+        tps = [TP(name, partition) for name in self.input_names]
+        missing = [tp for tp in tps if tp not in self.next_offset]
+        if not missing:
+            return
+        earliest = await self.app.consumer.earliest_offsets(*missing)
+        committed = await committed_offsets(self.settings, missing)
+        for tp in missing:
+            start = committed.get(tp)
+            self.next_offset[tp] = start if start is not None else earliest[tp]
 
     async def release_held(self) -> None:
         """Release what the hold time allows now; the flush timer calls this."""
@@ -256,9 +284,10 @@ class Worker:
     ) -> Callable[[str], bool]:
         """Tell, per topic, whether the merge may stop waiting for it.
 
-        A topic is caught up when every message up to its high watermark has
-        reached the merge. A topic that sent nothing since the assignment has
-        no known position, so the merge waits for it at most ``merge_hold_s``.
+        A topic is caught up when every message below its high watermark has
+        reached the merge. Until the consumer has fetched the topic once, its
+        high watermark is unknown, and the merge waits for it at most
+        ``merge_hold_s``.
         """
         head = merger.oldest()
         held_s = 0.0 if head is None else now - head[1]
@@ -271,10 +300,7 @@ class Worker:
                 highwater = None
             received = self.next_offset.get(tp)
             if received is not None and highwater is not None and highwater >= 0:
-                if received >= highwater:
-                    return True
-            elif highwater == 0:
-                return True
+                return received >= highwater
             return held_s >= self.settings.merge_hold_s
 
         return caught_up
@@ -308,6 +334,24 @@ class Worker:
             )
 
 
+async def committed_offsets(settings: Settings, tps: list[TP]) -> dict[TP, int]:
+    """Return the worker group's committed offsets of ``tps``; absent if none."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
+    await admin.start()
+    try:
+        partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+        found = await admin.list_consumer_group_offsets(
+            settings.app_id, partitions=partitions
+        )
+    finally:
+        await admin.close()
+    return {
+        TP(tp.topic, tp.partition): meta.offset
+        for tp, meta in found.items()
+        if meta.offset >= 0
+    }
+
+
 def model_key(partition: int) -> str:
     """Return the ``models`` table key of a partition's model."""
     return f"late_payment_30d/{partition}"
@@ -330,6 +374,10 @@ def create_worker(settings: Settings) -> Worker:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
+        # Held messages are acknowledged only when the event-time merge releases
+        # them, so waiting for every in-flight message before a rebalance would
+        # deadlock; revoked partitions drop their held messages instead.
+        stream_wait_empty=False,
         table_cleanup_interval=3600.0,
         key_serializer="raw",
         value_serializer="raw",

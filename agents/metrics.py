@@ -25,6 +25,10 @@ INVALID = Counter(
 DUPLICATES = Counter(
     "riskstream_events_duplicate_total", "Events dropped as already seen"
 )
+REDELIVERED = Counter(
+    "riskstream_events_redelivered_total",
+    "Messages read again after a restart or rebalance and skipped as applied",
+)
 BATCH_SECONDS = Histogram(
     "riskstream_batch_processing_seconds",
     "Time to process and write one batch",
@@ -62,6 +66,8 @@ def observe_batch(batch: Batch, messages: int, seconds: float) -> None:
         INVALID.labels(rule).inc(count)
     if batch.duplicates:
         DUPLICATES.inc(batch.duplicates)
+    if batch.redelivered:
+        REDELIVERED.inc(batch.redelivered)
     BATCH_SECONDS.observe(seconds)
     if messages:
         EVENT_SECONDS.observe(seconds / messages)

@@ -178,7 +178,7 @@ def _worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
     load_config(settings.rules_file)
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(ensure_topics(settings, tables=True))
     worker = create_worker(settings)
     if args.metrics_port:
         from prometheus_client import start_http_server

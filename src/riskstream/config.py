@@ -135,6 +135,18 @@ def load_config(path: str | Path | None = None) -> ScoringConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: invalid YAML ({exc})") from None
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if isinstance(rules, list):
+        seen: set[object] = set()
+        for index, rule in enumerate(rules):
+            rule_name = rule.get("name") if isinstance(rule, dict) else None
+            if rule_name is not None and rule_name in seen:
+                line = _line_of(document, ["rules", index, "name"])
+                raise ConfigError(
+                    f"{name}:{line}: rules.{index}.name: {rule_name!r} is used by "
+                    "an earlier rule; rule names must be unique"
+                )
+            seen.add(rule_name)
     try:
         return ScoringConfig.model_validate(data)
     except ValidationError as exc:

@@ -26,7 +26,7 @@ from riskstream.events import (
     PaymentFailed,
     PaymentReceived,
 )
-from riskstream.features import compute_signals
+from riskstream.features import MIN_BASELINE_DAYS, compute_signals
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.state import (
     BLOCK_DAYS,
@@ -60,7 +60,7 @@ class Outcome:
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
     rescored: bool = False
-    """The customer's assessment changed, or an event was applied."""
+    """The customer was evaluated, so its assessment is to be published."""
     rejection: Rejection | None = None
     duplicate: bool = False
     model_changed: bool = False
@@ -121,7 +121,7 @@ class Engine:
 
         state.clock_s = max(state.clock_s, at_s)
         state.compact()
-        outcome.extend(self.evaluate(state, model, [event.event_id], always=True))
+        outcome.extend(self.evaluate(state, model, [event.event_id]))
         return outcome
 
     def step(
@@ -268,18 +268,20 @@ class Engine:
         model: LatePaymentModel,
         outcome: Outcome,
     ) -> bool | Rejection:
+        unknown = event.invoice_id not in state.invoices
+        full = len(state.unapplied) >= MAX_UNAPPLIED
+        if unknown and full and event.invoice_id not in state.unapplied:
+            return Rejection(
+                "invoice_id",
+                "unknown_invoice",
+                f"invoice_id: {event.invoice_id!r} is unknown and "
+                f"{MAX_UNAPPLIED} payments for unknown invoices are already "
+                "held; publish the invoice.issued events first",
+            )
         if state.payment_seen(event.payment_id):
             return False
         amount = to_minor(event.amount, event.currency)
-        if event.invoice_id not in state.invoices:
-            if len(state.unapplied) >= MAX_UNAPPLIED:
-                return Rejection(
-                    "invoice_id",
-                    "unknown_invoice",
-                    f"invoice_id: {event.invoice_id!r} is unknown and "
-                    f"{MAX_UNAPPLIED} payments for unknown invoices are already "
-                    "held; publish the invoice.issued events first",
-                )
+        if unknown:
             held = state.unapplied.setdefault(event.invoice_id, [0, at_s])
             held[0] += amount
             return True
@@ -377,6 +379,11 @@ class Engine:
             candidates.append((state.days[0][0] + RECENT_DAYS) * DAY_S)
         if state.blocks:
             candidates.append((state.blocks[0][0] * BLOCK_DAYS + HISTORY_DAYS) * DAY_S)
+        if state.first_order_s is not None:
+            # The day the purchase baseline first exists.
+            first_day = state.first_order_s // DAY_S
+            baseline_day = first_day + RECENT_DAYS + MIN_BASELINE_DAYS - 1
+            candidates.append(baseline_day * DAY_S)
         return min((at for at in candidates if at > clock), default=None)
 
     def advance(
@@ -391,7 +398,7 @@ class Engine:
             state.clock_s = due
             triggers = self._label_overdue(state, model, outcome)
             state.compact()
-            outcome.extend(self.evaluate(state, model, triggers, always=False))
+            outcome.extend(self.evaluate(state, model, triggers))
         return outcome
 
     def _label_overdue(
@@ -417,14 +424,12 @@ class Engine:
         state: CustomerState,
         model: LatePaymentModel,
         event_ids: list[str],
-        *,
-        always: bool,
     ) -> Outcome:
         """Score the state at its clock; alert when a rule fires or the level rises.
 
-        ``always`` marks the assessment as changed even when the score did not
-        move, as after an event; time-driven evaluations mark it only on a
-        change.
+        Every evaluation marks the assessment for publishing, so the latest
+        assessment a driver publishes always describes the latest state,
+        whatever its batch boundaries.
         """
         signals = self.signals(state)
         firing = [r for r in self.config.rules if r.fires(signals[r.signal])]
@@ -439,10 +444,9 @@ class Engine:
         names = [rule.name for rule in firing]
         new_rules = [rule for rule in firing if rule.name not in state.firing]
         rose = SEVERITY_ORDER[level] > SEVERITY_ORDER[previous_level]
-        changed = (score, level, names) != (state.score, state.level, state.firing)
         state.score, state.level, state.firing = score, level, names
 
-        outcome = Outcome(rescored=always or changed)
+        outcome = Outcome(rescored=True)
         if new_rules or rose:
             reasons = self.reasons(firing, signals, probability)
             outcome.alerts.append(

@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from riskstream.currency import minor_units
 from riskstream.errors import InvalidEvent
@@ -36,7 +37,8 @@ TOPIC_PAYMENTS = "erp.payments"
 TOPIC_CUSTOMERS = "erp.customers"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
-Money = Annotated[Decimal, Field(allow_inf_nan=False)]
+Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
+"""An exact amount; 24 digits keep minor-unit arithmetic inside Decimal's 28."""
 
 
 class _Event(BaseModel):
@@ -157,6 +159,8 @@ Event = Annotated[
     | CustomerUpdated,
     Field(discriminator="type"),
 ]
+CUSTOM_RULES = {"unknown_currency", "out_of_range", "too_many_decimals"}
+"""Rules of :func:`check_amount`, whose messages start with the field name."""
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "order.placed": OrderPlaced,
     "order.cancelled": OrderCancelled,
@@ -182,18 +186,23 @@ def check_amount(
     """Check that ``amount`` is finite, not negative and fits the currency.
 
     Raises:
-        ValueError: naming ``field`` and the rule that failed.
+        PydanticCustomError: naming ``field``; its type is the rule that failed.
     """
     places = minor_units(currency)
     if places is None:
-        raise ValueError(f"currency: {currency!r} is not an ISO 4217 code")
+        raise PydanticCustomError(
+            "unknown_currency", f"currency: {currency!r} is not an ISO 4217 code"
+        )
     if amount < 0 or (positive and amount == 0):
         rule = "greater than 0" if positive else "0 or more"
-        raise ValueError(f"{field}: must be {rule}, got {amount}")
+        raise PydanticCustomError(
+            "out_of_range", f"{field}: must be {rule}, got {amount}"
+        )
     exponent = amount.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:
-        raise ValueError(
-            f"{field}: {currency} allows at most {places} decimal places, got {amount}"
+        raise PydanticCustomError(
+            "too_many_decimals",
+            f"{field}: {currency} allows at most {places} decimal places, got {amount}",
         )
 
 
@@ -222,7 +231,7 @@ def parse_event(raw: bytes) -> Event:
             f"body: must be a JSON object, got {type(document).__name__}",
         )
     kind = document.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise InvalidEvent(
             "type", "unknown_type", f"type: {kind!r} is not one of {known}"
@@ -285,6 +294,9 @@ def _describe(exc: ValidationError) -> InvalidEvent:
         field = message.split(":", 1)[0]
         return InvalidEvent(field, "invalid_value", message)
     rule = str(first["type"])
+    message_text = str(first["msg"])
+    if rule in CUSTOM_RULES:
+        return InvalidEvent(message_text.split(":", 1)[0], rule, message_text)
     if rule == "timezone_aware":
         message = "must be RFC 3339 with a UTC offset such as +00:00 or Z"
     value: Any = first.get("input")

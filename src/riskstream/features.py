@@ -76,14 +76,16 @@ def _count_since(days: list[int], after_day: int) -> int:
 def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
     """Compare the last 90 days' volume with the average 90 days before them.
 
-    The baseline spans the blocks older than the recent window, at most 360
+    The baseline spans the blocks older than the recent window, at most 330
     days, and exists once the customer's first order is 90 days older than the
     recent window. Block edges make the span exact to 30 days.
     """
     if state.first_order_s is None:
         return None
     history_days = today - RECENT_DAYS - state.first_order_s // DAY_S + 1
-    span_days = min(HISTORY_DAYS - RECENT_DAYS, history_days)
+    # The oldest kept block may be partly dropped already, so the span stops
+    # one block short of the kept history.
+    span_days = min(HISTORY_DAYS - RECENT_DAYS - BLOCK_DAYS, history_days)
     if span_days < MIN_BASELINE_DAYS:
         return None
     oldest_block = (today - RECENT_DAYS - span_days) // BLOCK_DAYS

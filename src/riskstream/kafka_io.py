@@ -19,6 +19,7 @@ OUTPUT_TOPICS = (
 )
 INPUT_TOPICS = tuple(sorted(set(TOPIC_FOR_TYPE.values())))
 COMPACTED = {"risk.scores"}
+CHANGELOG_TABLES = ("customers", "models")
 
 
 def bootstrap_of(broker: str) -> str:
@@ -31,8 +32,13 @@ def bootstrap_of(broker: str) -> str:
     return ",".join(host.rstrip("/") for host in hosts)
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create missing input and output topics; return the names created."""
+async def ensure_topics(settings: Settings, *, tables: bool = False) -> list[str]:
+    """Create missing input and output topics; return the names created.
+
+    With ``tables``, also the compacted changelog topics of the worker's
+    tables: Faust would create them itself, but a worker that starts before
+    their metadata reaches it stops with ``PartitionsMismatch``.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
     await admin.start()
     try:
@@ -51,6 +57,18 @@ async def ensure_topics(settings: Settings) -> list[str]:
                     topic_configs=configs,
                 )
             )
+        if tables:
+            for table in CHANGELOG_TABLES:
+                name = f"{settings.app_id}-{table}-changelog"
+                if name not in existing:
+                    wanted.append(
+                        NewTopic(
+                            name,
+                            num_partitions=settings.partitions,
+                            replication_factor=settings.replication_factor,
+                            topic_configs={"cleanup.policy": "compact"},
+                        )
+                    )
         if wanted:
             await admin.create_topics(wanted)
         return [topic.name for topic in wanted]
@@ -71,7 +89,12 @@ async def produce_lines(settings: Settings, lines: Iterable[bytes]) -> Counter[s
     try:
         for raw in lines:
             topic, key = route(raw)
-            await producer.send(settings.topic(topic), value=raw, key=key)
+            # An unkeyed line goes to partition 0 rather than a random one, so
+            # replay can tell where it went.
+            partition = 0 if key is None else None
+            await producer.send(
+                settings.topic(topic), value=raw, key=key, partition=partition
+            )
             counts[settings.topic(topic)] += 1
         await producer.flush()
     finally:

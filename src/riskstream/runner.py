@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from riskstream.engine import Engine, Outcome, Rejection
 from riskstream.errors import InvalidEvent
 from riskstream.events import Event, parse_event
 from riskstream.model import LatePaymentModel
+from riskstream.ordering import INPUT_TOPICS_IN_ORDER
 from riskstream.partitioning import partition_for
 from riskstream.state import CustomerState
 
@@ -57,6 +58,8 @@ class Batch:
     consumed: Counter[tuple[str, str]] = field(default_factory=Counter)
     invalid: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    redelivered: int = 0
+    """Messages skipped because the customer's state already applied them."""
     model_changed: bool = False
 
     def take(self, state: CustomerState, outcome: Outcome) -> None:
@@ -118,6 +121,9 @@ class PartitionRunner:
             partitioner picks for its customer is rejected, because its
             state would be restored to the wrong worker.
         require_key: reject messages whose key is not the ``customer_id``.
+        topics: names of the customers, orders and payments topics, in that
+            order; a message at or below the offset a customer's state last
+            applied from its topic is a redelivery and is skipped.
     """
 
     def __init__(
@@ -129,6 +135,7 @@ class PartitionRunner:
         *,
         partitions: int | None = None,
         require_key: bool = True,
+        topics: Sequence[str] = INPUT_TOPICS_IN_ORDER,
     ) -> None:
         self.partition = partition
         self.engine = engine
@@ -136,6 +143,7 @@ class PartitionRunner:
         self.model = model
         self.partitions = partitions
         self.require_key = require_key
+        self._topic_index = {name: index for index, name in enumerate(topics)}
         self.watermark_s = 0
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
@@ -187,6 +195,12 @@ class PartitionRunner:
         state = self.store.get(event.customer_id)
         if state is None:
             state = CustomerState(event.customer_id, partition=self.partition)
+        index = self._topic_index.get(source.topic)
+        if index is not None:
+            if source.offset <= state.offsets[index]:
+                batch.redelivered += 1
+                return
+            state.offsets[index] = source.offset
         outcome = self.engine.apply(state, event, self.model)
         if outcome.duplicate:
             batch.duplicates += 1

@@ -26,7 +26,7 @@ EVENT_WINDOW_DAYS = 365
 RECENT_IDS = 64
 RECENT_PAYMENT_IDS = 32
 MAX_UNAPPLIED = 32
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def id_hash(value: str) -> int:
@@ -113,6 +113,10 @@ class CustomerState:
     level: str = "low"
     firing: list[str] = field(default_factory=list)
     alerts_raised: int = 0
+    offsets: list[int] = field(default_factory=lambda: [-1, -1, -1])
+    """Offset of the last applied message from each input topic's partition,
+    in the order customers, orders, payments; a redelivered message is at or
+    below it."""
 
     def seen(self, event_id: str) -> bool:
         """Record ``event_id`` and tell whether it was already recorded."""
@@ -199,6 +203,7 @@ class CustomerState:
                 self.level,
                 self.firing,
                 self.alerts_raised,
+                self.offsets,
             ]
         )
 

@@ -124,6 +124,7 @@ def replay(
     store = MemoryStore()
     result = ReplayResult(states=store)
     mergers: dict[int, EventTimeMerger[tuple[bytes, Source, Any]]] = {}
+    offsets: Counter[tuple[str, int]] = Counter()
     for number, raw in enumerate(lines):
         parsed = try_parse(raw)
         if isinstance(parsed, InvalidEvent):
@@ -134,7 +135,10 @@ def replay(
         merger = mergers.get(partition)
         if merger is None:
             merger = mergers[partition] = EventTimeMerger(INPUT_TOPICS_IN_ORDER)
-        source = Source(topic, partition, number, key)
+        # The offset Kafka gives the message when ``riskstream produce`` sends
+        # the file: per topic partition, in file order.
+        source = Source(topic, partition, offsets[(topic, partition)], key)
+        offsets[(topic, partition)] += 1
         merger.push(topic, (raw, source, parsed), sort_time(parsed))
         result.messages = number + 1
 

@@ -1,0 +1,188 @@
+"""The Faust worker on a real broker against replay of the same input."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from riskstream.config import load_config
+from riskstream.drivers.replay import ReplayResult, read_lines, replay
+from riskstream.simulation import simulate, synthetic_orders
+from riskstream.state import CustomerState
+
+from .kafka_tools import WorkerProcess, read_topic, run_cli, wait_for_commits
+
+pytestmark = pytest.mark.integration
+
+SAMPLE = Path(__file__).parents[2] / "examples" / "events.jsonl"
+
+
+@pytest.fixture
+def worker_factory(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> Iterator[WorkerProcess]:
+    workers: list[WorkerProcess] = []
+
+    def start(data_dir: str = "data") -> WorkerProcess:
+        worker = WorkerProcess(
+            bootstrap=kafka_bootstrap,
+            prefix=topic_prefix,
+            app_id=f"{topic_prefix}app",
+            data_dir=tmp_path / data_dir,
+            log_path=tmp_path / "worker.log",
+        )
+        workers.append(worker.start())
+        return worker
+
+    yield start  # type: ignore[misc]
+    for worker in workers:
+        worker.stop()
+
+
+def write_input(path: Path, customers: int, days: int) -> Path:
+    """Write simulated customers (2025) followed by the sample (2026) to ``path``.
+
+    Each topic partition is then in event-time order, as ERP topics are, so
+    a restart resumes the merge in the same order.
+    """
+    events = simulate(synthetic_orders(customers, days=days, seed=11), seed=11)
+    with path.open("wb") as handle:
+        for event in events:
+            handle.write(orjson.dumps(event) + b"\n")
+        handle.write(SAMPLE.read_bytes())
+    return path
+
+
+def produce(path: Path, bootstrap: str, prefix: str) -> None:
+    broker = f"kafka://{bootstrap}"
+    run_cli("topics", "--broker", broker, "--topic-prefix", prefix)
+    run_cli("produce", str(path), "--broker", broker, "--topic-prefix", prefix)
+
+
+def replay_of(path: Path) -> ReplayResult:
+    return replay(read_lines(path), load_config(), partitions=4)
+
+
+def decoded(rows: list[tuple[bytes | None, bytes]]) -> list[dict[str, object]]:
+    return [orjson.loads(value) for _, value in rows]
+
+
+def latest_by_key(rows: list[tuple[bytes | None, bytes]]) -> dict[bytes, bytes]:
+    latest: dict[bytes, bytes] = {}
+    for key, value in rows:
+        assert key is not None
+        latest[key] = value
+    return latest
+
+
+def changelog_states(bootstrap: str, app_id: str) -> dict[str, CustomerState]:
+    rows = read_topic(bootstrap, f"{app_id}-customers-changelog")
+    # The table's keys are JSON strings, Faust's default key serializer.
+    return {
+        orjson.loads(key): CustomerState.from_bytes(value)
+        for key, value in latest_by_key(rows).items()
+    }
+
+
+def test_worker_matches_replay(worker_factory, kafka_bootstrap, topic_prefix, tmp_path):
+    path = write_input(tmp_path / "events.jsonl", customers=40, days=200)
+    expected = replay_of(path)
+    produce(path, kafka_bootstrap, topic_prefix)
+
+    worker = worker_factory()
+    wait_for_commits(worker)
+    time.sleep(1.0)
+    alerts = decoded(read_topic(kafka_bootstrap, f"{topic_prefix}risk.alerts"))
+    scores = latest_by_key(read_topic(kafka_bootstrap, f"{topic_prefix}risk.scores"))
+
+    by_id = {alert["alert_id"]: alert for alert in alerts}
+    assert len(by_id) == len(alerts), "a clean run publishes each alert once"
+    assert sorted(by_id) == sorted(a["alert_id"] for a in expected.alerts)
+    for alert in expected.alerts:
+        assert by_id[alert["alert_id"]] == alert
+    assert {key.decode() for key in scores} == set(expected.scores)
+    for customer, score in expected.scores.items():
+        assert orjson.loads(scores[customer.encode()]) == score
+
+
+def test_dead_letters_keep_original_bytes(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    produce(SAMPLE, kafka_bootstrap, topic_prefix)
+    expected = replay_of(SAMPLE)
+
+    worker = worker_factory()
+    wait_for_commits(worker)
+    time.sleep(1.0)
+    letters = decoded(
+        read_topic(kafka_bootstrap, f"{topic_prefix}riskstream.deadletter")
+    )
+    inputs = {
+        (topic, index): value
+        for topic in ("erp.orders", "erp.payments", "erp.customers")
+        for index, (_, value) in enumerate(
+            read_topic(kafka_bootstrap, f"{topic_prefix}{topic}")
+        )
+    }
+
+    assert sorted(d["reason"] for d in letters) == sorted(
+        d["reason"] for d in expected.dead_letters
+    )
+    sample_lines = set(SAMPLE.read_bytes().splitlines())
+    for letter in letters:
+        original = base64.b64decode(letter["original_base64"])
+        assert original in sample_lines
+        assert letter["source"]["topic"].startswith(topic_prefix)
+        assert letter["field"] in letter["reason"]
+        assert original in inputs.values()
+
+
+def test_restart_after_kill_keeps_state_exact(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    path = write_input(tmp_path / "events.jsonl", customers=150, days=365)
+    expected = replay_of(path)
+    produce(path, kafka_bootstrap, topic_prefix)
+
+    first = worker_factory()
+    share = wait_for_commits(first, fraction=0.3, timeout_s=240)
+    first.kill()
+    second = worker_factory("data-after-kill")
+    wait_for_commits(second, timeout_s=300)
+    time.sleep(1.0)
+    states = changelog_states(kafka_bootstrap, f"{topic_prefix}app")
+    alerts = decoded(read_topic(kafka_bootstrap, f"{topic_prefix}risk.alerts"))
+
+    assert share < 1.0, "the first worker was killed before it finished"
+    assert set(states) == set(expected.states)
+    for customer, state in expected.states.items():
+        assert states[customer] == state, customer
+    published = {alert["alert_id"]: alert for alert in alerts}
+    assert set(published) == {alert["alert_id"] for alert in expected.alerts}
+    for alert in alerts:
+        assert published[alert["alert_id"]] == alert, "a repeated alert is identical"
+
+
+def test_restart_from_changelog_only(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    path = write_input(tmp_path / "events.jsonl", customers=60, days=200)
+    expected = replay_of(path)
+    produce(path, kafka_bootstrap, topic_prefix)
+
+    first = worker_factory("data-first")
+    wait_for_commits(first, fraction=0.5, timeout_s=240)
+    first.stop()
+    second = worker_factory("data-second")
+    wait_for_commits(second, timeout_s=300)
+    time.sleep(1.0)
+    states = changelog_states(kafka_bootstrap, f"{topic_prefix}app")
+
+    assert set(states) == set(expected.states)
+    for customer, state in expected.states.items():
+        assert states[customer] == state, customer

@@ -1,0 +1,138 @@
+"""Factory fixtures for unit tests: raw and parsed events, engine and model."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream.config import load_config
+from riskstream.engine import Engine
+from riskstream.events import Event, parse_event
+from riskstream.model import LatePaymentModel
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+"""Start of every test timeline: day 0 of the ``at`` fixture."""
+
+CUSTOMER = "c1"
+
+EventFields = Callable[..., dict[str, Any]]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _type_fields(kind: str) -> dict[str, Any]:
+    """Return valid type-specific fields for ``kind``, amounts in EUR."""
+    if kind == "order.placed":
+        return {"order_id": "o1", "amount": "100.00", "currency": "EUR"}
+    if kind == "order.cancelled":
+        return {"order_id": "o1"}
+    if kind == "invoice.issued":
+        return {
+            "invoice_id": "i1",
+            "amount": "100.00",
+            "currency": "EUR",
+            "due_at": _iso(T0 + timedelta(days=30)),
+        }
+    if kind == "payment.received":
+        return {
+            "payment_id": "p1",
+            "invoice_id": "i1",
+            "amount": "100.00",
+            "currency": "EUR",
+        }
+    if kind == "payment.failed":
+        return {
+            "payment_id": "p1",
+            "invoice_id": "i1",
+            "amount": "100.00",
+            "currency": "EUR",
+            "reason": "bounced",
+        }
+    if kind == "customer.updated":
+        return {
+            "name": "Acme Tools GmbH",
+            "account_manager": "j.keller",
+            "credit_limit": "1000.00",
+            "currency": "EUR",
+            "payment_terms_days": 30,
+        }
+    raise ValueError(f"no default fields for event type {kind!r}")
+
+
+@pytest.fixture
+def at() -> Callable[..., datetime]:
+    """Build a UTC datetime ``days`` days and ``hours`` hours after :data:`T0`."""
+
+    def build(days: float = 0, hours: float = 0) -> datetime:
+        return T0 + timedelta(days=days, hours=hours)
+
+    return build
+
+
+@pytest.fixture
+def event_fields() -> EventFields:
+    """Build the JSON object of a valid event of one type.
+
+    Call it as ``event_fields(kind, occurred_at, **overrides)``. Event ids are
+    ``evt-1``, ``evt-2`` and so on within one test, and the customer is ``c1``.
+    Datetimes, ``occurred_at`` included, are written as RFC 3339 UTC strings,
+    and strings are kept as given.
+    """
+    numbers = itertools.count(1)
+
+    def build(
+        kind: str, occurred_at: datetime | str = T0, **overrides: Any
+    ) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "event_id": f"evt-{next(numbers)}",
+            "type": kind,
+            "customer_id": CUSTOMER,
+            "occurred_at": occurred_at,
+            **_type_fields(kind),
+        }
+        fields.update(overrides)
+        return {
+            name: _iso(value) if isinstance(value, datetime) else value
+            for name, value in fields.items()
+        }
+
+    return build
+
+
+@pytest.fixture
+def event_bytes(event_fields: EventFields) -> Callable[..., bytes]:
+    """Build the raw message value of a valid event; arguments as ``event_fields``."""
+
+    def build(kind: str, occurred_at: datetime | str = T0, **overrides: Any) -> bytes:
+        return orjson.dumps(event_fields(kind, occurred_at, **overrides))
+
+    return build
+
+
+@pytest.fixture
+def make_event(event_bytes: Callable[..., bytes]) -> Callable[..., Event]:
+    """Build a parsed event; arguments as ``event_fields``."""
+
+    def build(kind: str, occurred_at: datetime | str = T0, **overrides: Any) -> Event:
+        return parse_event(event_bytes(kind, occurred_at, **overrides))
+
+    return build
+
+
+@pytest.fixture
+def engine() -> Engine:
+    """An engine with the packaged rules."""
+    return Engine(load_config())
+
+
+@pytest.fixture
+def model() -> LatePaymentModel:
+    """A late-payment model that has learned nothing."""
+    return LatePaymentModel()

@@ -1,0 +1,569 @@
+"""Unit tests for the scoring core in riskstream.engine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from riskstream.config import load_config
+from riskstream.engine import Engine, to_iso
+from riskstream.model import MODEL_NAME, MODEL_VERSION, LatePaymentModel
+from riskstream.state import DAY_S, MAX_UNAPPLIED, CustomerState
+
+LEVEL_ONLY_RULES = """\
+levels:
+  medium: 25
+  high: 50
+  critical: 75
+model:
+  points: 60
+  min_updates: 0
+  threshold: 0.5
+rules:
+  - name: overdue_90d
+    signal: days_past_due
+    op: ">="
+    threshold: 90
+    points: 30
+    severity: critical
+    owner: legal
+    actions: [legal review]
+"""
+"""Rules under which an unscored model's 0.5 alone gives 30 points (medium)."""
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def step_all(engine, state, model, events):
+    """Step every event into ``state`` and return the alerts in order."""
+    alerts = []
+    for event in events:
+        outcome = engine.step(state, event, model)
+        assert outcome.rejection is None
+        alerts.extend(outcome.alerts)
+    return alerts
+
+
+def fired(alerts, rule):
+    """Return the alerts that fired ``rule``."""
+    return [alert for alert in alerts if rule in alert["rules_fired"]]
+
+
+def rule_named(engine, name):
+    return next(rule for rule in engine.config.rules if rule.name == name)
+
+
+@pytest.fixture
+def unpaid_invoice(engine, model, make_event, at):
+    """Return a state holding one unpaid 100.00 EUR invoice due on day 30."""
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    engine.step(state, invoice, model)
+    return state, invoice
+
+
+@pytest.fixture
+def regular_orders(make_event, at):
+    """Return 40 orders of 100.00 EUR, one every 5 days from day 0 to day 195."""
+    return [
+        make_event("order.placed", at(day, 10), order_id=f"o{day}")
+        for day in range(0, 200, 5)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [
+        pytest.param("volume_30d", 500.0, id="volume-30d"),
+        pytest.param("orders_30d", 2.0, id="orders-30d"),
+        pytest.param("volume_90d", 600.0, id="volume-90d"),
+        pytest.param("orders_90d", 3.0, id="orders-90d"),
+    ],
+)
+def test_volume_windows_by_event_day(engine, model, make_event, at, signal, expected):
+    state = CustomerState("c1")
+    events = [
+        make_event("order.placed", at(0, 10), order_id="o0", amount="100.00"),
+        make_event("order.placed", at(56, 10), order_id="o56", amount="200.00"),
+        make_event("order.placed", at(85, 10), order_id="o85", amount="300.00"),
+    ]
+
+    step_all(engine, state, model, events)
+
+    assert engine.signals(state)[signal] == expected
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [
+        pytest.param("volume_30d", 300.0, id="volume-30d"),
+        pytest.param("orders_30d", 1.0, id="orders-30d"),
+        pytest.param("volume_90d", 500.0, id="volume-90d"),
+        pytest.param("orders_90d", 2.0, id="orders-90d"),
+    ],
+)
+def test_volume_windows_roll_forward(engine, model, make_event, at, signal, expected):
+    state = CustomerState("c1")
+    events = [
+        make_event("order.placed", at(0, 10), order_id="o0", amount="100.00"),
+        make_event("order.placed", at(56, 10), order_id="o56", amount="200.00"),
+        make_event("order.placed", at(85, 10), order_id="o85", amount="300.00"),
+    ]
+    step_all(engine, state, model, events)
+
+    engine.advance(state, epoch(at(90, 12)), model)
+
+    assert state.clock_s == epoch(at(90))
+    assert engine.signals(state)[signal] == expected
+
+
+def test_late_order_counts_on_its_day(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("order.placed", at(85), order_id="o85", amount="300.00"),
+        make_event("order.placed", at(40), order_id="o40", amount="50.00"),
+    ]
+
+    step_all(engine, state, model, events)
+
+    signals = engine.signals(state)
+    assert signals["volume_30d"] == 300.0
+    assert signals["volume_90d"] == 350.0
+    assert signals["orders_90d"] == 2.0
+
+
+def test_cancelled_order_leaves_windows(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("order.placed", at(1), order_id="o1", amount="100.00"),
+        make_event("order.placed", at(2), order_id="o2", amount="40.00"),
+        make_event("order.cancelled", at(3), order_id="o1"),
+    ]
+
+    step_all(engine, state, model, events)
+
+    signals = engine.signals(state)
+    assert signals["volume_30d"] == 40.0
+    assert signals["orders_30d"] == 1.0
+    assert signals["exposure"] == 40.0
+
+
+def test_late_payment_counted_once_redelivered(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    payment = make_event("payment.received", at(40))
+    step_all(engine, state, model, [invoice, payment])
+
+    again = engine.step(state, payment, model)
+
+    assert again.duplicate
+    assert state.late_days == [epoch(at(40)) // DAY_S]
+    assert engine.signals(state)["late_payments_90d"] == 1.0
+
+
+def test_late_payment_once_new_event_id(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    payment = make_event("payment.received", at(40), payment_id="p1")
+    resent = make_event("payment.received", at(41), payment_id="p1")
+    step_all(engine, state, model, [invoice, payment])
+
+    again = engine.step(state, resent, model)
+
+    assert resent.event_id != payment.event_id
+    assert again.duplicate
+    assert state.late_days == [epoch(at(40)) // DAY_S]
+    assert state.unapplied == {}
+    assert state.credit == 0
+
+
+def test_partial_then_full_payment(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    first = make_event("payment.received", at(10), payment_id="p1", amount="40.00")
+    rest = make_event("payment.received", at(20), payment_id="p2", amount="60.00")
+    step_all(engine, state, model, [invoice, first])
+    open_after_first = state.invoices["i1"].outstanding
+
+    step_all(engine, state, model, [rest])
+
+    assert open_after_first == 6000
+    assert state.invoices == {}
+    assert state.partial_days == [epoch(at(10)) // DAY_S]
+    assert state.paid_count == 1
+    assert state.avg_days_to_pay == 20.0
+    assert engine.signals(state)["partial_payments_90d"] == 1.0
+    assert engine.signals(state)["exposure"] == 0.0
+
+
+def test_failed_payment_counted(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("invoice.issued", at(0), due_at=at(30)),
+        make_event("payment.failed", at(25), reason="insufficient_funds"),
+    ]
+
+    alerts = step_all(engine, state, model, events)
+
+    assert engine.signals(state)["failed_payments_90d"] == 1.0
+    assert state.invoices["i1"].outstanding == 10000
+    assert [alert["rules_fired"] for alert in alerts] == [["failed_payments_90d"]]
+
+
+def test_payment_before_invoice_applied(engine, model, make_event, at):
+    state = CustomerState("c1")
+    payment = make_event("payment.received", at(45))
+    invoice = make_event("invoice.issued", at(50), due_at=at(30))
+    step_all(engine, state, model, [payment])
+    unapplied_before = dict(state.unapplied)
+
+    step_all(engine, state, model, [invoice])
+
+    assert unapplied_before == {"i1": [10000, epoch(at(45))]}
+    assert state.unapplied == {}
+    assert state.invoices == {}
+    assert engine.assessment(state)["outstanding"] == "0.00"
+    assert state.late_days == [epoch(at(45)) // DAY_S]
+
+
+def test_early_payment_before_invoice_not_late(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("payment.received", at(20)),
+        make_event("invoice.issued", at(50), due_at=at(30)),
+    ]
+
+    step_all(engine, state, model, events)
+
+    assert state.invoices == {}
+    assert state.late_days == []
+    assert engine.signals(state)["days_past_due"] == 0.0
+
+
+def test_unknown_cancel_rejected(engine, model, make_event, at):
+    state = CustomerState("c1")
+    cancel = make_event("order.cancelled", at(1), order_id="never-placed")
+
+    outcome = engine.step(state, cancel, model)
+
+    assert outcome.rejection.field == "order_id"
+    assert outcome.rejection.rule == "unknown_order"
+    assert outcome.rejection.message.startswith("order_id:")
+    assert outcome.alerts == []
+
+
+def test_rejected_event_id_not_recorded(engine, model, make_event, at):
+    state = CustomerState("c1")
+    cancel = make_event("order.cancelled", at(2), order_id="o1")
+    engine.step(state, cancel, model)
+    engine.step(state, make_event("order.placed", at(1), order_id="o1"), model)
+
+    outcome = engine.step(state, cancel, model)
+
+    assert outcome.rejection is None
+    assert outcome.duplicate is False
+    assert state.open_orders == {}
+
+
+def test_other_currency_rejected(engine, model, make_event, at):
+    state = CustomerState("c1")
+    engine.step(state, make_event("order.placed", at(1), order_id="o1"), model)
+    order = make_event("order.placed", at(2), order_id="o2", currency="USD")
+
+    outcome = engine.step(state, order, model)
+
+    assert outcome.rejection.field == "currency"
+    assert outcome.rejection.rule == "customer_currency"
+    assert list(state.open_orders) == ["o1"]
+    assert state.currency == "EUR"
+
+
+def test_overdue_30d_raised_at_crossing(engine, model, unpaid_invoice, at):
+    state, _ = unpaid_invoice
+    crossing = at(30) + timedelta(days=30)
+
+    outcome = engine.advance(state, epoch(crossing), model)
+
+    alerts = fired(outcome.alerts, "overdue_30d")
+    assert len(alerts) == 1
+    assert alerts[0]["raised_at"] == to_iso(epoch(crossing))
+
+
+def test_overdue_30d_not_before_crossing(engine, model, unpaid_invoice, at):
+    state, _ = unpaid_invoice
+    crossing = at(30) + timedelta(days=30)
+
+    outcome = engine.advance(state, epoch(crossing) - 1, model)
+
+    assert fired(outcome.alerts, "overdue_30d") == []
+    assert "overdue_30d" not in state.firing
+
+
+def test_overdue_raised_at_crossing_not_event(
+    engine, model, unpaid_invoice, make_event, at
+):
+    state, _ = unpaid_invoice
+    crossing = at(30) + timedelta(days=30)
+    later = make_event("order.placed", at(75), order_id="o75")
+
+    outcome = engine.step(state, later, model)
+
+    alerts = fired(outcome.alerts, "overdue_30d")
+    assert len(alerts) == 1
+    assert alerts[0]["raised_at"] == to_iso(epoch(crossing))
+
+
+def test_next_due_is_overdue_crossing(engine, unpaid_invoice, at):
+    state, _ = unpaid_invoice
+
+    due = engine.next_due(state)
+
+    assert due == epoch(at(30) + timedelta(days=30))
+
+
+def test_no_alert_without_change(engine, model, unpaid_invoice, at):
+    state, _ = unpaid_invoice
+    engine.advance(state, epoch(at(60)), model)
+
+    outcome = engine.advance(state, epoch(at(80)), model)
+
+    assert outcome.alerts == []
+
+
+def test_alert_fields_explain_rule(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    step_all(engine, state, model, [make_event("customer.updated", at(0)), invoice])
+    rule = rule_named(engine, "overdue_30d")
+
+    alert = engine.advance(state, epoch(at(60)), model).alerts[0]
+
+    assert alert["customer_id"] == "c1"
+    assert alert["kind"] == "rule_fired"
+    assert alert["rules_fired"] == ["overdue_30d"]
+    assert alert["severity"] == rule.severity
+    assert alert["risk_score"] == rule.points
+    assert alert["previous_score"] == 0
+    assert alert["level"] == engine.config.levels.level_for(rule.points)
+    assert alert["previous_level"] == "low"
+    assert alert["recommended_actions"] == rule.actions
+    assert alert["owner"] == rule.owner
+    assert alert["event_ids"] == [invoice.event_id]
+    assert alert["model"] == {
+        "name": MODEL_NAME,
+        "version": MODEL_VERSION,
+        "updates": 1,
+    }
+
+
+def test_alert_reasons_carry_values(engine, model, unpaid_invoice, at):
+    state, _ = unpaid_invoice
+    rule = rule_named(engine, "overdue_30d")
+
+    alert = engine.advance(state, epoch(at(60)), model).alerts[0]
+
+    assert alert["reasons"] == [
+        {
+            "rule": "overdue_30d",
+            "signal": "days_past_due",
+            "value": 30.0,
+            "op": rule.op,
+            "threshold": rule.threshold,
+            "points": rule.points,
+        }
+    ]
+
+
+def test_alert_ids_deterministic(engine, make_event, at):
+    events = [
+        make_event("customer.updated", at(0)),
+        make_event("invoice.issued", at(1), due_at=at(10)),
+        make_event("payment.failed", at(12)),
+        make_event("order.placed", at(100), order_id="o100"),
+    ]
+    runs = []
+
+    for _ in range(2):
+        state = CustomerState("c1")
+        alerts = step_all(engine, state, LatePaymentModel(), events)
+        runs.append([alert["alert_id"] for alert in alerts])
+
+    assert len(runs[0]) >= 2
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == len(runs[0])
+
+
+def test_alert_ids_differ_by_customer(engine, make_event, at):
+    ids = {}
+
+    for customer in ("c1", "c2"):
+        events = [
+            make_event("invoice.issued", at(1), customer_id=customer, due_at=at(10)),
+            make_event("order.placed", at(100), customer_id=customer),
+        ]
+        state = CustomerState(customer)
+        alerts = step_all(engine, state, LatePaymentModel(), events)
+        ids[customer] = [alert["alert_id"] for alert in alerts]
+
+    assert len(ids["c1"]) == len(ids["c2"])
+    assert ids["c1"] != []
+    assert set(ids["c1"]).isdisjoint(ids["c2"])
+
+
+def test_level_rise_alerts(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("invoice.issued", at(0), due_at=at(30)),
+        make_event("payment.failed", at(20)),
+    ]
+    step_all(engine, state, model, events)
+    level_before = state.level
+
+    alerts = engine.advance(state, epoch(at(60)), model).alerts
+
+    assert level_before == "low"
+    assert alerts[0]["previous_level"] == "low"
+    assert alerts[0]["level"] == "medium"
+    assert (
+        alerts[0]["previous_score"] == rule_named(engine, "failed_payments_90d").points
+    )
+
+
+def test_level_only_rise_alerts(tmp_path, model, make_event, at):
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(LEVEL_ONLY_RULES)
+    engine = Engine(load_config(rules_file))
+    state = CustomerState("c1")
+
+    outcome = engine.step(state, make_event("invoice.issued", at(0)), model)
+
+    alert = outcome.alerts[0]
+    assert alert["kind"] == "level_raised"
+    assert alert["rules_fired"] == []
+    assert alert["severity"] == "medium"
+    assert alert["risk_score"] == 30.0
+    assert alert["reasons"][0]["rule"] == "model_late_payment"
+    assert alert["reasons"][0]["value"] == 0.5
+
+
+def test_exposure_below_limit_quiet(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("customer.updated", at(0), credit_limit="1000.00"),
+        make_event("order.placed", at(1), order_id="o1", amount="500.00"),
+        make_event(
+            "invoice.issued", at(2), order_id="o1", amount="500.00", due_at=at(32)
+        ),
+        make_event("order.placed", at(3), order_id="o2", amount="400.00"),
+    ]
+
+    alerts = step_all(engine, state, model, events)
+
+    assert engine.signals(state)["utilisation"] == 0.9
+    assert fired(alerts, "exposure_over_limit") == []
+
+
+def test_exposure_over_limit_fires(engine, model, make_event, at):
+    state = CustomerState("c1")
+    events = [
+        make_event("customer.updated", at(0), credit_limit="1000.00"),
+        make_event("order.placed", at(1), order_id="o1", amount="500.00"),
+        make_event(
+            "invoice.issued", at(2), order_id="o1", amount="500.00", due_at=at(32)
+        ),
+        make_event("order.placed", at(3), order_id="o2", amount="400.00"),
+    ]
+    step_all(engine, state, model, events)
+    third = make_event("order.placed", at(4), order_id="o3", amount="200.00")
+
+    outcome = engine.step(state, third, model)
+
+    alerts = fired(outcome.alerts, "exposure_over_limit")
+    assert len(alerts) == 1
+    assert alerts[0]["reasons"][0]["value"] == 1.1
+    assert alerts[0]["event_ids"] == [third.event_id]
+
+
+def test_ordering_stopped_after_silence(engine, model, regular_orders, at):
+    state = CustomerState("c1")
+    ordering_alerts = step_all(engine, state, model, regular_orders)
+    crossing = at(195, 10) + timedelta(days=15)
+
+    before = engine.advance(state, epoch(crossing) - 1, model)
+    after = engine.advance(state, epoch(at(400)), model)
+
+    assert fired(ordering_alerts, "ordering_stopped") == []
+    assert fired(before.alerts, "ordering_stopped") == []
+    alerts = fired(after.alerts, "ordering_stopped")
+    assert len(alerts) == 1
+    assert alerts[0]["raised_at"] == to_iso(epoch(crossing))
+
+
+def test_volume_drop_after_silence(engine, model, regular_orders, at):
+    state = CustomerState("c1")
+    ordering_alerts = step_all(engine, state, model, regular_orders)
+    threshold = rule_named(engine, "volume_drop").threshold
+
+    outcome = engine.advance(state, epoch(at(400)), model)
+
+    assert fired(ordering_alerts, "volume_drop") == []
+    alerts = fired(outcome.alerts, "volume_drop")
+    assert len(alerts) == 1
+    assert alerts[0]["raised_at"] > to_iso(epoch(at(195, 10)))
+    reason = next(r for r in alerts[0]["reasons"] if r["rule"] == "volume_drop")
+    assert reason["value"] <= threshold
+
+
+def test_model_learns_when_paid(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(0), due_at=at(30))
+    partial = make_event("payment.received", at(10), payment_id="p1", amount="40.00")
+    rest = make_event("payment.received", at(20), payment_id="p2", amount="60.00")
+    step_all(engine, state, model, [invoice, partial])
+    updates_after_partial = model.updates
+
+    outcome = engine.step(state, rest, model)
+
+    assert updates_after_partial == 0
+    assert model.updates == 1
+    assert outcome.model_changed
+
+
+def test_model_learns_once_when_overdue(engine, model, unpaid_invoice, make_event, at):
+    state, _ = unpaid_invoice
+    crossing = epoch(at(30) + timedelta(days=30))
+    engine.advance(state, crossing - 1, model)
+    updates_before = model.updates
+
+    engine.advance(state, crossing, model)
+    updates_at_crossing = model.updates
+    engine.advance(state, epoch(at(200)), model)
+    engine.step(state, make_event("payment.received", at(201)), model)
+
+    assert updates_before == 0
+    assert updates_at_crossing == 1
+    assert model.updates == 1
+    assert state.invoices == {}
+
+
+def test_rejected_payment_applied_when_resent(engine, model, make_event, at):
+    state = CustomerState("c1")
+    unknown_invoice_payments = [
+        make_event("payment.received", at(1), payment_id=f"p{n}", invoice_id=f"x{n}")
+        for n in range(MAX_UNAPPLIED)
+    ]
+    step_all(engine, state, model, unknown_invoice_payments)
+    payment = make_event("payment.received", at(2), payment_id="pz", invoice_id="iz")
+    rejected = engine.step(state, payment, model)
+    step_all(
+        engine, state, model, [make_event("invoice.issued", at(3), invoice_id="iz")]
+    )
+
+    outcome = engine.step(state, payment, model)
+
+    assert rejected.rejection.rule == "unknown_invoice"
+    assert outcome.duplicate is False
+    assert "iz" not in state.invoices

@@ -1,0 +1,94 @@
+"""Unit tests for the contract of riskstream.model.LatePaymentModel."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from riskstream.model import FEATURES, LatePaymentModel
+
+PROBES = [
+    [0.0] * len(FEATURES),
+    [1.0] * len(FEATURES),
+    [0.5, 0.9, 2.0, 4.0, 1.0, 0.0, 12.0, 41.5, 30.0, 6.0],
+    [3.0, 1.4, 0.0, 1.0, 0.0, 2.0, 0.0, 10.0, 14.0, 1.0],
+]
+
+
+def train(model, outcomes=60, seed=5):
+    """Teach ``model`` seeded outcomes: late when ``avg_days_to_pay`` exceeds 2.5."""
+    rng = random.Random(seed)
+    for _ in range(outcomes):
+        features = [round(rng.uniform(0, 5), 4) for _ in FEATURES]
+        late = features[7] > 2.5
+        model.learn(features, late, rng.random())
+
+
+@pytest.mark.parametrize(
+    "features",
+    [pytest.param(probe, id=f"probe-{number}") for number, probe in enumerate(PROBES)],
+)
+def test_untrained_model_predicts_half(features):
+    assert LatePaymentModel().predict(features) == 0.5
+
+
+def test_same_outcomes_same_predictions():
+    first, second = LatePaymentModel(), LatePaymentModel()
+
+    train(first)
+    train(second)
+
+    predictions = [first.predict(probe) for probe in PROBES]
+    assert predictions == [second.predict(probe) for probe in PROBES]
+    assert any(value != 0.5 for value in predictions)
+    assert first.describe() == second.describe()
+
+
+def test_learn_counts_updates():
+    model = LatePaymentModel()
+
+    train(model, outcomes=7)
+
+    assert model.updates == 7
+
+
+def test_unscored_outcome_skips_metrics():
+    unscored, scored = LatePaymentModel(), LatePaymentModel()
+
+    unscored.learn([1.0] * len(FEATURES), True, -1.0)
+    scored.learn([1.0] * len(FEATURES), True, 0.2)
+
+    assert unscored.updates == 1
+    assert unscored.describe()["log_loss"] == 0.0
+    assert scored.describe()["log_loss"] > 0.0
+
+
+def test_checkpoint_keeps_predictions():
+    model = LatePaymentModel()
+    train(model)
+
+    restored = LatePaymentModel.from_bytes(model.to_bytes())
+
+    assert [restored.predict(p) for p in PROBES] == [model.predict(p) for p in PROBES]
+    assert restored.updates == model.updates
+    assert restored.describe() == model.describe()
+
+
+def test_checkpoint_keeps_learning_state():
+    model = LatePaymentModel()
+    train(model, seed=5)
+    restored = LatePaymentModel.from_bytes(model.to_bytes())
+
+    train(model, seed=6)
+    train(restored, seed=6)
+
+    assert [restored.predict(p) for p in PROBES] == [model.predict(p) for p in PROBES]
+
+
+def test_checkpoint_rejects_other_type():
+    raw = pickle.dumps({"updates": 3})
+
+    with pytest.raises(TypeError, match="dict"):
+        LatePaymentModel.from_bytes(raw)
