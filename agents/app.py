@@ -111,6 +111,8 @@ class Worker:
         self.next_offset: dict[TP, int] = {}
         self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
         self.lock = asyncio.Lock()
+        self.skipped = 0
+        """Messages delivered again within this process and skipped."""
         self.input_names = [self.settings.topic(name) for name in INPUT_TOPICS_IN_ORDER]
 
     def runner_for(self, event: EventT) -> PartitionRunner:
@@ -174,6 +176,13 @@ class Worker:
         async with self.lock:
             for event in events:
                 message = event.message
+                expected = self.next_offset.get(message.tp)
+                if expected is not None and message.offset < expected:
+                    # Read again after a seek, or already committed by the group:
+                    # the merge has seen it, so Faust's own acknowledgement is
+                    # all it needs.
+                    self.skipped += 1
+                    continue
                 self.next_offset[message.tp] = message.offset + 1
                 if message.topic == self.ticks_topic.get_topic_name():
                     self.ticks[message.partition] = (event, orjson.loads(message.value))

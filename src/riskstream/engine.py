@@ -56,7 +56,7 @@ class Rejection:
 
 @dataclass(slots=True)
 class Outcome:
-    """What one call to the engine produced."""
+    """Outputs of one call to the engine."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
     rescored: bool = False

@@ -27,7 +27,7 @@ from riskstream.state import CustomerState
 
 
 class StateStore(Protocol):
-    """Where customer states live: a Faust table in the worker, a dict in replay."""
+    """Storage of customer states: a Faust table in the worker, a dict in replay."""
 
     def get(self, customer_id: str) -> CustomerState | None:
         """Return the state of ``customer_id``, or None for a new customer."""
@@ -38,7 +38,7 @@ class StateStore(Protocol):
 
 @dataclass(slots=True, frozen=True)
 class Source:
-    """Where a raw message came from."""
+    """Origin of a raw message: topic, partition, offset and key."""
 
     topic: str
     partition: int

@@ -136,18 +136,27 @@ async def _committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
         await admin.close()
 
 
-def committed_fraction(worker: WorkerProcess) -> float:
-    """Return the share of input messages whose offsets the worker committed."""
+def input_lag(worker: WorkerProcess) -> dict[str, int]:
+    """Return, per input topic partition, the messages not yet committed."""
     topics = [worker.prefix + topic for topic in INPUT_TOPICS]
     ends = asyncio.run(_end_offsets(worker.bootstrap, topics))
     try:
         committed = asyncio.run(_committed(worker.bootstrap, worker.app_id))
     except KafkaError:
         # The group coordinator is not ready until the group has started.
-        return 0.0
-    total = sum(ends.values())
-    done = sum(min(committed.get(tp, 0), end) for tp, end in ends.items())
-    return done / total if total else 1.0
+        committed = {}
+    return {
+        f"{tp.topic}:{tp.partition}": end - min(committed.get(tp, 0), end)
+        for tp, end in ends.items()
+    }
+
+
+def committed_fraction(worker: WorkerProcess) -> float:
+    """Return the share of input messages whose offsets the worker committed."""
+    topics = [worker.prefix + topic for topic in INPUT_TOPICS]
+    total = sum(asyncio.run(_end_offsets(worker.bootstrap, topics)).values())
+    lag = sum(input_lag(worker).values())
+    return (total - lag) / total if total else 1.0
 
 
 def wait_for_commits(
@@ -163,7 +172,10 @@ def wait_for_commits(
             return share
         time.sleep(0.5)
     tail = worker.log_path.read_text(errors="replace")[-3000:]
-    raise AssertionError(f"worker committed {share:.0%} of the input:\n{tail}")
+    lag = {tp: count for tp, count in input_lag(worker).items() if count}
+    raise AssertionError(
+        f"worker committed {share:.2%} of the input; uncommitted: {lag}\n{tail}"
+    )
 
 
 async def _read_topic(
