@@ -27,6 +27,7 @@ import orjson
 import structlog
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 from faust.types import TP, EventT
 from riskstream_agents import metrics
@@ -46,6 +47,9 @@ TOPIC_ALERTS = "risk.alerts"
 TOPIC_SCORES = "risk.scores"
 TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
+SEED_TIMEOUT_S = 5.0
+WAITING_LOG_INTERVAL_S = 30.0
+"""Longest wait for a new partition's committed and earliest offsets."""
 
 log = structlog.get_logger("riskstream.worker")
 
@@ -112,6 +116,13 @@ class Worker:
         self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
         self.lock = asyncio.Lock()
         self.skipped = 0
+        self.rewound: dict[TP, int] = {}
+        """Per rewound topic partition, the offset from which deliveries are stale."""
+        self.released_to: dict[TP, int] = {}
+        """Per input topic partition, the offset after the last released message."""
+        self.waiting: dict[int, tuple[str, int | None, int | None, float]] = {}
+        """Per partition, the topic the merge waits for, as of the last release."""
+        self._waiting_logged_at = 0.0
         """Messages delivered again within this process and skipped."""
         self.input_names = [self.settings.topic(name) for name in INPUT_TOPICS_IN_ORDER]
 
@@ -158,8 +169,8 @@ class Worker:
     def forget(self, partitions: set[int]) -> None:
         """Drop runners and held messages of revoked partitions.
 
-        Held messages were never acknowledged, so their offsets stay
-        uncommitted and the partition's next owner reads them again.
+        The next owner of a partition reads its held messages again from
+        the partition checkpoint.
         """
         for partition in partitions:
             self.runners.pop(partition, None)
@@ -169,60 +180,125 @@ class Worker:
                 merger.clear()
             for name in self.input_names:
                 self.next_offset.pop(TP(name, partition), None)
+                self.rewound.pop(TP(name, partition), None)
+                self.released_to.pop(TP(name, partition), None)
             self.ticks.pop(partition, None)
 
     async def process(self, events: list[EventT]) -> Batch:
-        """Queue one batch from Faust, then run what the merge releases."""
+        """Queue one batch from Faust, then run what the merge releases.
+
+        Faust acknowledges every message as usual, so its committed offsets
+        may pass messages the merge still holds. The partition checkpoint
+        records where the released messages end instead, and a partition
+        that starts again reads from there (see :meth:`_start_partition`).
+        """
         async with self.lock:
             for event in events:
                 message = event.message
-                expected = self.next_offset.get(message.tp)
-                if expected is not None and message.offset < expected:
-                    # Read again after a seek, or already committed by the group:
-                    # the merge has seen it, so Faust's own acknowledgement is
-                    # all it needs.
-                    self.skipped += 1
-                    continue
-                self.next_offset[message.tp] = message.offset + 1
                 if message.topic == self.ticks_topic.get_topic_name():
                     self.ticks[message.partition] = (event, orjson.loads(message.value))
                     continue
-                merger = self.mergers.get(message.partition)
-                if merger is None:
-                    await self._seed_positions(message.partition)
-                    merger = self.mergers[message.partition] = EventTimeMerger(
-                        self.input_names
-                    )
-                # Keep the offset uncommitted until the merge releases it.
-                message.incref()
+                if message.partition not in self.mergers:
+                    await self._start_partition(event)
+                if not self._accept(message.tp, message.offset):
+                    continue
                 parsed = try_parse(message.value)
-                merger.push(
+                self.mergers[message.partition].push(
                     message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
                 )
             return await self._release()
 
-    async def _seed_positions(self, partition: int) -> None:
-        """Record where reading starts in each input topic of a new partition.
+    def _accept(self, tp: TP, offset: int) -> bool:
+        """Tell whether a delivered message is new to the merge."""
+        stale_from = self.rewound.get(tp)
+        if stale_from is not None:
+            if offset >= stale_from:
+                # Delivered before the rewind took effect; read again later.
+                return False
+            del self.rewound[tp]
+        expected = self.next_offset.get(tp)
+        if expected is not None and offset < expected:
+            self.skipped += 1
+            return False
+        self.next_offset[tp] = offset + 1
+        return True
 
-        Reading resumes at the group's committed offset, or at the earliest
-        offset for a new group. Knowing it lets the merge tell a topic that
-        has nothing left from one whose messages have not arrived yet.
+    async def _start_partition(self, event: EventT) -> None:
+        """Set where reading of a newly assigned partition starts.
+
+        The partition checkpoint gives, per input topic, the offset after the
+        last message the merge released. Faust resumes at the group's
+        committed offset, which may be later: the messages between were held
+        when the previous owner stopped. Those topics are rewound to the
+        checkpoint, and messages already applied to a customer are skipped
+        by the runner. Topics without a checkpoint start at the committed or
+        earliest offset.
         """
+        partition = event.message.partition
+        self.mergers[partition] = EventTimeMerger(self.input_names)
         tps = [TP(name, partition) for name in self.input_names]
-        missing = [tp for tp in tps if tp not in self.next_offset]
-        if not missing:
+        with current(event):
+            released = self.checkpoint_positions(partition)
+        try:
+            async with asyncio.timeout(SEED_TIMEOUT_S):
+                committed = await committed_offsets(self.settings, tps)
+                earliest = await self.app.consumer.earliest_offsets(*tps)
+        except (TimeoutError, KafkaError) as exc:
+            # Without a start position the merge falls back to merge_hold_s.
+            log.warning(
+                "merge_positions_unknown",
+                partition=partition,
+                error=repr(exc),
+                timeout_s=SEED_TIMEOUT_S,
+            )
             return
-        earliest = await self.app.consumer.earliest_offsets(*missing)
-        committed = await committed_offsets(self.settings, missing)
-        for tp in missing:
-            start = committed.get(tp)
-            self.next_offset[tp] = start if start is not None else earliest[tp]
+        for tp in tps:
+            start = committed.get(tp, earliest[tp])
+            resume = released.get(tp.topic)
+            if resume is not None and resume < start:
+                await self.app.consumer.seek(tp, resume)
+                self.rewound[tp] = start
+                log.info(
+                    "partition_rewound",
+                    topic=tp.topic,
+                    partition=partition,
+                    committed=start,
+                    offset=resume,
+                )
+                start = resume
+            self.next_offset[tp] = start
+            self.released_to[tp] = start
+
+    def checkpoint_positions(self, partition: int) -> dict[str, int]:
+        """Read the released positions from the partition's checkpoint."""
+        raw = self.models.get(position_key(partition))
+        return {} if raw is None else dict(orjson.loads(raw))
 
     async def release_held(self) -> None:
         """Release what the hold time allows now; the flush timer calls this."""
         async with self.lock:
             if any(len(merger) for merger in self.mergers.values()) or self.ticks:
+                self.waiting.clear()
                 await self._release()
+            self._report_waiting()
+
+    def _report_waiting(self) -> None:
+        """Log, at most every 30 s, a merge that has waited long for a topic."""
+        now = time.monotonic()
+        if now - self._waiting_logged_at < WAITING_LOG_INTERVAL_S:
+            return
+        for partition, (topic, received, highwater, held_s) in self.waiting.items():
+            if held_s >= WAITING_LOG_INTERVAL_S:
+                self._waiting_logged_at = now
+                log.warning(
+                    "merge_waiting",
+                    partition=partition,
+                    topic=topic,
+                    next_offset=received,
+                    highwater=highwater,
+                    held_s=round(held_s, 1),
+                    held_messages=len(self.mergers[partition]),
+                )
 
     async def _release(self) -> Batch:
         started = time.perf_counter()
@@ -237,6 +313,7 @@ class Worker:
                 released.append(event)
                 last_event[partition] = event
                 self._run(event, parsed, batch, models_changed)
+                self.released_to[event.message.tp] = event.message.offset + 1
         for partition, (event, tick) in self.ticks.items():
             merger = self.mergers.get(partition)
             held = merger.oldest() if merger is not None else None
@@ -265,8 +342,18 @@ class Worker:
                 ].model.to_bytes()
         for store in self.stores.values():
             store.cache.clear()
-        for event in released:
-            event.ack()
+        if released:
+            # The positions may only move on once the states they cover are
+            # in Kafka, or a crash could skip messages no state applied.
+            await self.app.producer.flush()
+            for partition, event in last_event.items():
+                positions = {
+                    name: self.released_to[TP(name, partition)]
+                    for name in self.input_names
+                    if TP(name, partition) in self.released_to
+                }
+                with current(event):
+                    self.models[position_key(partition)] = orjson.dumps(positions)
         metrics.observe_batch(batch, len(released), time.perf_counter() - started)
         return batch
 
@@ -309,8 +396,12 @@ class Worker:
                 highwater = None
             received = self.next_offset.get(tp)
             if received is not None and highwater is not None and highwater >= 0:
-                return received >= highwater
-            return held_s >= self.settings.merge_hold_s
+                done = received >= highwater
+            else:
+                done = held_s >= self.settings.merge_hold_s
+            if not done:
+                self.waiting[partition] = (topic, received, highwater, held_s)
+            return done
 
         return caught_up
 
@@ -361,6 +452,11 @@ async def committed_offsets(settings: Settings, tps: list[TP]) -> dict[TP, int]:
     }
 
 
+def position_key(partition: int) -> str:
+    """Return the ``models`` table key of a partition's released positions."""
+    return f"released_positions/{partition}"
+
+
 def model_key(partition: int) -> str:
     """Return the ``models`` table key of a partition's model."""
     return f"late_payment_30d/{partition}"
@@ -383,9 +479,8 @@ def create_worker(settings: Settings) -> Worker:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
-        # Held messages are acknowledged only when the event-time merge releases
-        # them, so waiting for every in-flight message before a rebalance would
-        # deadlock; revoked partitions drop their held messages instead.
+        # Revoked partitions drop the messages their merge holds, and the next
+        # owner reads them again from the partition checkpoint.
         stream_wait_empty=False,
         table_cleanup_interval=3600.0,
         key_serializer="raw",
