@@ -49,6 +49,8 @@ TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
 SEED_TIMEOUT_S = 5.0
 WAITING_LOG_INTERVAL_S = 30.0
+RESEEK_S = 2.0
+"""Shortest interval between two seeks of one rewound topic partition."""
 """Longest wait for a new partition's committed and earliest offsets."""
 
 log = structlog.get_logger("riskstream.worker")
@@ -116,8 +118,11 @@ class Worker:
         self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
         self.lock = asyncio.Lock()
         self.skipped = 0
-        self.rewound: dict[TP, int] = {}
-        """Per rewound topic partition, the offset from which deliveries are stale."""
+        self.rewound: dict[TP, tuple[int, int]] = {}
+        """Per rewound topic partition: the seek target, and the offset from
+        which deliveries are stale until a message below it arrives."""
+        self.reseek: set[TP] = set()
+        self.sought_at: dict[TP, float] = {}
         self.released_to: dict[TP, int] = {}
         """Per input topic partition, the offset after the last released message."""
         self.waiting: dict[int, tuple[str, int | None, int | None, float]] = {}
@@ -181,6 +186,7 @@ class Worker:
             for name in self.input_names:
                 self.next_offset.pop(TP(name, partition), None)
                 self.rewound.pop(TP(name, partition), None)
+                self.sought_at.pop(TP(name, partition), None)
                 self.released_to.pop(TP(name, partition), None)
             self.ticks.pop(partition, None)
 
@@ -199,21 +205,35 @@ class Worker:
                     self.ticks[message.partition] = (event, orjson.loads(message.value))
                     continue
                 if message.partition not in self.mergers:
-                    await self._start_partition(event)
+                    await self._start_partition(message.partition)
                 if not self._accept(message.tp, message.offset):
                     continue
                 parsed = try_parse(message.value)
                 self.mergers[message.partition].push(
                     message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
                 )
+            await self._repeat_rewinds()
             return await self._release()
+
+    async def _repeat_rewinds(self) -> None:
+        """Seek again the rewound partitions that still deliver stale messages."""
+        now = time.monotonic()
+        for tp in sorted(self.reseek):
+            if tp in self.rewound and now - self.sought_at.get(tp, 0.0) >= RESEEK_S:
+                await self.app.consumer.seek(tp, self.rewound[tp][0])
+                self.sought_at[tp] = now
+        self.reseek.clear()
 
     def _accept(self, tp: TP, offset: int) -> bool:
         """Tell whether a delivered message is new to the merge."""
-        stale_from = self.rewound.get(tp)
-        if stale_from is not None:
+        rewind = self.rewound.get(tp)
+        if rewind is not None:
+            target, stale_from = rewind
             if offset >= stale_from:
-                # Delivered before the rewind took effect; read again later.
+                # Delivered before the rewind took effect. Faust's own seek to
+                # the committed offset can also land after ours, so the seek is
+                # repeated until a message from the target arrives.
+                self.reseek.add(tp)
                 return False
             del self.rewound[tp]
         expected = self.next_offset.get(tp)
@@ -223,7 +243,21 @@ class Worker:
         self.next_offset[tp] = offset + 1
         return True
 
-    async def _start_partition(self, event: EventT) -> None:
+    async def _start_assigned(self) -> None:
+        """Start every assigned input partition that has not started yet.
+
+        A partition whose held messages were all committed by the previous
+        owner receives nothing new, so it must not wait for a first message
+        to be rewound to its checkpoint.
+        """
+        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            return
+        names = set(self.input_names)
+        for tp in sorted(self.app.consumer.assignment()):
+            if tp.topic in names and tp.partition not in self.mergers:
+                await self._start_partition(tp.partition)
+
+    async def _start_partition(self, partition: int) -> None:
         """Set where reading of a newly assigned partition starts.
 
         The partition checkpoint gives, per input topic, the offset after the
@@ -234,13 +268,14 @@ class Worker:
         by the runner. Topics without a checkpoint start at the committed or
         earliest offset.
         """
-        partition = event.message.partition
         self.mergers[partition] = EventTimeMerger(self.input_names)
         tps = [TP(name, partition) for name in self.input_names]
-        with current(event):
-            released = self.checkpoint_positions(partition)
         try:
             async with asyncio.timeout(SEED_TIMEOUT_S):
+                # Faust resumes fetching before its own seek to the committed
+                # offsets and before the tables are complete, so the
+                # checkpoint is read, and a rewind issued, only after both.
+                await self.app.tables.recovery.completed.wait()
                 committed = await committed_offsets(self.settings, tps)
                 earliest = await self.app.consumer.earliest_offsets(*tps)
         except (TimeoutError, KafkaError) as exc:
@@ -252,12 +287,14 @@ class Worker:
                 timeout_s=SEED_TIMEOUT_S,
             )
             return
+        released = self.checkpoint_positions(partition)
         for tp in tps:
             start = committed.get(tp, earliest[tp])
             resume = released.get(tp.topic)
             if resume is not None and resume < start:
                 await self.app.consumer.seek(tp, resume)
-                self.rewound[tp] = start
+                self.rewound[tp] = (resume, start)
+                self.sought_at[tp] = time.monotonic()
                 log.info(
                     "partition_rewound",
                     topic=tp.topic,
@@ -270,13 +307,22 @@ class Worker:
             self.released_to[tp] = start
 
     def checkpoint_positions(self, partition: int) -> dict[str, int]:
-        """Read the released positions from the partition's checkpoint."""
+        """Read the released positions from the partition's checkpoint.
+
+        Without a current event, Faust's RocksDB store looks the key up in
+        every partition it holds; the key names its partition.
+        """
         raw = self.models.get(position_key(partition))
         return {} if raw is None else dict(orjson.loads(raw))
 
     async def release_held(self) -> None:
         """Release what the hold time allows now; the flush timer calls this."""
         async with self.lock:
+            # A rewind whose seek was undone delivers nothing at all when the
+            # committed offset is already at the end, so the timer repeats it too.
+            await self._start_assigned()
+            self.reseek.update(self.rewound)
+            await self._repeat_rewinds()
             if any(len(merger) for merger in self.mergers.values()) or self.ticks:
                 self.waiting.clear()
                 await self._release()
@@ -354,6 +400,10 @@ class Worker:
                 }
                 with current(event):
                     self.models[position_key(partition)] = orjson.dumps(positions)
+            # Commit what was released, so the group's lag is the true backlog.
+            await self.app.consumer._commit(
+                {tp: offset for tp, offset in self.released_to.items()}
+            )
         metrics.observe_batch(batch, len(released), time.perf_counter() - started)
         return batch
 
@@ -482,6 +532,12 @@ def create_worker(settings: Settings) -> Worker:
         # Revoked partitions drop the messages their merge holds, and the next
         # owner reads them again from the partition checkpoint.
         stream_wait_empty=False,
+        # The agent commits the offsets the merge has released after each
+        # batch; Faust's own commits would also cover messages still held.
+        # Faust still commits what it acknowledged when partitions are revoked
+        # or the worker stops, and the partition checkpoint covers that.
+        broker_commit_interval=24 * 3600.0,
+        broker_commit_every=10**12,
         table_cleanup_interval=3600.0,
         key_serializer="raw",
         value_serializer="raw",

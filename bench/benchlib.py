@@ -78,7 +78,8 @@ def cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    # Fields 14 and 15 of proc(5) are utime and stime; the split drops two.
+    # Fields 14 and 15 of proc(5) are utime and stime. The split above drops
+    # the first two fields, pid and comm.
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
@@ -86,8 +87,8 @@ def machine_busy_seconds() -> float:
     """Return CPU seconds all processes have used since boot (``/proc/stat``)."""
     with Path("/proc/stat").open() as stat:
         fields = [int(value) for value in stat.readline().split()[1:]]
-    # user nice system idle iowait irq softirq steal ...; idle and iowait are
-    # not busy time.
+    # The fields are user, nice, system, idle, iowait, irq, softirq, steal and
+    # more. Idle and iowait are not busy time.
     busy = sum(fields) - fields[3] - fields[4]
     return busy / os.sysconf("SC_CLK_TCK")
 
@@ -159,6 +160,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "packages": versions,
         "git": _git_state(),
+        "packages_imported_from": {k: str(v) for k, v in package_folders().items()},
         "source_digest_at_start": source_digest(),
         "load_average_at_start": os.getloadavg(),
     }
@@ -180,17 +182,31 @@ def _git_state() -> dict[str, Any]:
 
 
 def source_digest() -> str:
-    """Return a SHA-256 over the project's Python sources in src/ and agents/.
+    """Return a SHA-256 over the Python files of the imported project packages.
 
-    Comparing it at the start and the end of a run shows whether someone
-    changed the code under test meanwhile.
+    These are the ``riskstream`` and ``riskstream_agents`` folders that this
+    interpreter imports (a copy on PYTHONPATH wins over the editable install).
+    Comparing the digest at the start and the end of a run shows whether
+    someone changed the code under test meanwhile.
     """
     digest = hashlib.sha256()
-    for folder in (REPO / "src", REPO / "agents"):
+    for folder in package_folders().values():
         for path in sorted(folder.rglob("*.py")):
-            digest.update(str(path.relative_to(REPO)).encode())
+            digest.update(str(path.relative_to(folder.parent)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def package_folders() -> dict[str, Path]:
+    """Return the folders of the imported project packages."""
+    import riskstream_agents
+
+    import riskstream
+
+    return {
+        module.__name__: Path(module.__file__).resolve().parent
+        for module in (riskstream, riskstream_agents)
+    }
 
 
 def check_sources(info: dict[str, Any]) -> None:
@@ -198,8 +214,8 @@ def check_sources(info: dict[str, Any]) -> None:
     info["source_digest_at_end"] = source_digest()
     if info["source_digest_at_end"] != info["source_digest_at_start"]:
         log(
-            "WARNING: src/ or agents/ changed during this run, so the results "
-            "mix two versions of the code; run again"
+            "WARNING: the riskstream sources changed during this run, so the "
+            "results may mix two versions of the code; run again"
         )
 
 

@@ -81,12 +81,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--days", type=int, default=365, help="days of simulated history (365)"
     )
     parser.add_argument("--seed", type=int, default=7, help="simulation seed (7)")
+
     parser.add_argument(
         "--repeats", type=int, default=5, help="timed runs of each measurement (5)"
     )
     parser.add_argument(
         "--partitions", type=int, default=4, help="partitions replay emulates (4)"
     )
+
     parser.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
     parser.add_argument(
         "--max-seconds",
@@ -94,6 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1800.0,
         help="stop starting new repeats after this many seconds in total (1800)",
     )
+
     parser.add_argument(
         "--quiet-cores",
         type=float,
@@ -105,9 +108,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quiet-timeout",
         type=float,
         default=30.0,
-        help="longest wait in seconds for --quiet-cores before a run; 0 turns the "
+        help="maximum wait in seconds for --quiet-cores before a run; 0 turns the "
         "wait off (30)",
     )
+
     parser.add_argument(
         "--out",
         type=Path,

@@ -40,7 +40,7 @@ COORDINATOR_NOT_READY = (
 )
 OUTPUT_TOPICS = ("risk.scores", "risk.alerts", "riskstream.deadletter")
 POLL_INTERVAL_S = 0.5
-"""Period of the committed-offset polls, the shortest the brief allows."""
+"""Seconds between committed-offset polls, which bounds how late a run's end is seen."""
 STOP_TIMEOUT_S = 30.0
 """Seconds a worker gets between SIGTERM and SIGKILL."""
 
@@ -111,8 +111,8 @@ async def create_topics(settings: Settings, extra: Sequence[str] = ()) -> None:
                     for topic in described
                     for part in topic.get("partitions", [])
                 ]
-                wanted = len(names) * settings.partitions
-                if len(leaders) == wanted and all(x >= 0 for x in leaders):
+                expected = len(names) * settings.partitions
+                if len(leaders) == expected and all(x >= 0 for x in leaders):
                     break
                 await asyncio.sleep(0.2)
         # A new partition can still reject produce requests with
@@ -281,7 +281,7 @@ async def raw_loop(
 ) -> dict[str, Any]:
     """Consume the input topics, update a dict per customer, produce one output each.
 
-    This is the floor of what any Python Kafka worker pays per message: one
+    It approximates the least a Python worker on aiokafka pays per message: one
     aiokafka consumer, ``orjson.loads``, a dict update, ``orjson.dumps`` and
     one ``send`` per input, with Faust's producer defaults (acks=all, no
     linger) and Faust's commit period. The clock runs from the first record
@@ -475,9 +475,9 @@ class RunFailed(Exception):
 class StallWatch:
     """Raises :class:`RunFailed` when a progress value stops changing."""
 
-    def __init__(self, timeout_s: float, what: str, log_path: Path) -> None:
+    def __init__(self, timeout_s: float, subject: str, log_path: Path) -> None:
         self.timeout_s = timeout_s
-        self.what = what
+        self.subject = subject
         self.log_path = log_path
         self.value: object = None
         self.changed = time.monotonic()
@@ -489,7 +489,7 @@ class StallWatch:
             self.changed = now
         elif now - self.changed > self.timeout_s:
             raise RunFailed(
-                f"{self.what} made no progress for {self.timeout_s:.0f} s "
+                f"{self.subject} made no progress for {self.timeout_s:.0f} s "
                 f"(--stall-timeout) at {value}; see {self.log_path}",
                 self.log_path,
             )
@@ -522,7 +522,3 @@ def tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as exc:
         return f"(cannot read {path}: {exc})"
-
-
-def decode_json(value: bytes) -> dict[str, Any]:
-    return orjson.loads(value)

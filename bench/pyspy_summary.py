@@ -12,7 +12,7 @@ space and the sample count. This script reports
 * exclusive shares by the area of the leaf frame (core, parsing, Faust,
   aiokafka, asyncio, ...), as a share of busy samples.
 
-Without ``--native`` py-spy sees Python frames only, so time in a C
+Without ``--native`` py-spy records Python frames only, so time in a C
 extension (orjson, pydantic-core, rocksdict) counts for the Python line that
 called it.
 
@@ -98,6 +98,8 @@ THREADS: tuple[tuple[str, str], ...] = (
     ("main thread (Faust event loop, our code)", "<module>"),
 )
 MAIN_THREAD = THREADS[-1][0]
+TASK_WRAPPERS = ("Service._execute_task", "Agent._execute_actor", "Agent._slurp")
+"""Frames of mode and Faust that only run a task; the frame after names it."""
 IDLE_LEAVES = ("select", "poll", "wait", "acquire")
 """Leaf method names of a waiting thread (selectors, threading)."""
 
@@ -173,6 +175,23 @@ def on_stack(frames: tuple[tuple[str, str], ...], suffix: str, function: str) ->
     return False
 
 
+def task_of(frames: tuple[tuple[str, str], ...]) -> str:
+    """Name the asyncio callback a sample runs in: the frame after Handle._run.
+
+    Samples outside a callback (the event loop's own bookkeeping) count as
+    ``event loop``.
+    """
+    for index, (name, file) in enumerate(frames[:-1]):
+        if name == "Handle._run" and file.endswith("asyncio/events.py"):
+            index += 1
+            # Skip the generic task runners to reach the frame naming the task.
+            while frames[index][0] in TASK_WRAPPERS and index + 1 < len(frames):
+                index += 1
+            function, path = frames[index]
+            return f"{function} ({_short(path)})"
+    return "event loop (outside callbacks)"
+
+
 def area_of(file: str) -> str:
     for area, fragment in AREAS:
         if fragment in file:
@@ -186,6 +205,7 @@ def summarise(path: Path) -> dict[str, Any]:
     thread_samples: Counter[str] = Counter()
     thread_busy: Counter[str] = Counter()
     steps: Counter[str] = Counter()
+    tasks: Counter[str] = Counter()
     areas: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
     for frames, count in stacks.items():
@@ -199,6 +219,7 @@ def summarise(path: Path) -> dict[str, Any]:
         for step, suffix, function in STEPS:
             if on_stack(frames, suffix, function):
                 steps[step] += count
+        tasks[task_of(frames)] += count
         function, file = frames[-1]
         areas[area_of(file)] += count
         leaves[f"{function} ({_short(file)})"] += count
@@ -220,6 +241,9 @@ def summarise(path: Path) -> dict[str, Any]:
         },
         "main_thread_inclusive_percent_of_wall": {
             step: percent(steps[step], main_samples) for step, _, _ in STEPS
+        },
+        "main_thread_percent_of_busy_by_task": {
+            task: percent(value, main_busy) for task, value in tasks.most_common()
         },
         "main_thread_exclusive_percent_of_busy_by_area": {
             area: percent(value, main_busy) for area, value in areas.most_common()
@@ -247,6 +271,9 @@ def render(summary: dict[str, Any]) -> str:
     lines += ["", "main thread, inclusive % of its wall time (idle included):"]
     for step, value in summary["main_thread_inclusive_percent_of_wall"].items():
         lines.append(f"  {value:5.1f}  {step}")
+    lines += ["", "main thread, % of busy samples by asyncio task or callback:"]
+    for task, value in summary["main_thread_percent_of_busy_by_task"].items():
+        lines.append(f"  {value:5.1f}  {task}")
     lines += ["", "main thread, exclusive % of busy samples by area of the leaf:"]
     for area, value in summary["main_thread_exclusive_percent_of_busy_by_area"].items():
         lines.append(f"  {value:5.1f}  {area}")

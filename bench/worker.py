@@ -7,17 +7,17 @@ Each repeat produces simulated events to fresh input topics, then measures
   output per input (:func:`kafkabench.raw_loop`);
 * the worker: ``riskstream worker --clock event`` in a subprocess, with its
   own topic prefix, app id, data folder and ports. Its rate is the input
-  event count over the time from its first output (the Kafka timestamp of
-  the first message on risk.scores, risk.alerts or the dead-letter topic) to
-  the poll at which its committed offsets reach the end of every input
-  partition.
+  event count divided by a span. The span starts at the worker's first
+  output, the Kafka timestamp of the first message on risk.scores,
+  risk.alerts or the dead-letter topic. It ends at the poll at which the
+  worker's committed offsets reach the end of every input partition.
 
 A latency run starts a worker on empty topics, waits until it scores a
 warm-up event, then produces at a fixed rate and matches each risk.scores
 message to the event it reflects: the customer's event whose ``occurred_at``
 second equals the score's ``assessed_at``. Latency is the score's Kafka
 timestamp (set by the worker's producer) minus the time this process called
-``send`` for that event; the same difference with the time this process
+``send`` for that event. The same difference with the time this process
 received the score is reported too. Scores moved by a time crossing rather
 than an event have no such event and are counted as unmatched.
 
@@ -104,6 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="HOST:PORT of a running broker on 127.0.0.1 (default: start one with "
         "riskstream.devbroker)",
     )
+
     parser.add_argument(
         "--events", type=int, default=100_000, help="events per throughput run"
     )
@@ -120,6 +121,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each measurement (3)"
     )
+
     parser.add_argument(
         "--store", default="rocksdb://", help="worker table store (rocksdb://)"
     )
@@ -132,11 +134,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "RISKSTREAM_BATCH_SIZE=2000; repeat for several. The worker inherits this "
         "process's environment (PYTHONPATH too) except other RISKSTREAM_ variables",
     )
+
     parser.add_argument(
         "--latency-rate",
         type=float,
-        default=1000.0,
-        help="events per second in the latency run (1000)",
+        action="append",
+        help="events per second in the latency runs (1000); repeat the flag to "
+        "measure several rates",
     )
     parser.add_argument(
         "--latency-seconds",
@@ -144,6 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=20.0,
         help="seconds of producing in the latency run (20)",
     )
+
     parser.add_argument(
         "--skip",
         action="append",
@@ -157,6 +162,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="add two worker runs under py-spy: worker-profile.svg and "
         "worker-profile.txt (raw stacks) in the results folder",
     )
+
     parser.add_argument(
         "--quiet-cores",
         type=float,
@@ -168,9 +174,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quiet-timeout",
         type=float,
         default=30.0,
-        help="longest wait in seconds for --quiet-cores before a run; 0 turns the "
+        help="maximum wait in seconds for --quiet-cores before a run; 0 turns the "
         "wait off (30)",
     )
+
     parser.add_argument(
         "--run-timeout",
         type=float,
@@ -191,6 +198,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="failed runs tolerated in total; each is recorded and replaced by "
         "another attempt (3)",
     )
+
     parser.add_argument(
         "--check-replay",
         action=argparse.BooleanOptionalAction,
@@ -213,7 +221,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for item in args.worker_env:
         if "=" not in item:
             parser.error(f"--worker-env: {item!r} is not NAME=VALUE")
-    if args.latency_rate <= 0 or args.latency_seconds <= 0:
+    args.latency_rate = args.latency_rate or [1000.0]
+    if min(args.latency_rate) <= 0 or args.latency_seconds <= 0:
         parser.error("--latency-rate and --latency-seconds: must be greater than 0")
     return args
 
@@ -303,17 +312,26 @@ async def worker_throughput(
     assert first_ms is not None and last_ms is not None
     busy = [s for s in samples if s[0] >= first_ms / 1000]
     seconds = done_s - first_ms / 1000
+    late_s = last_ms / 1000 - done_s
+    if late_s > 1.0:
+        log(
+            f"  WARNING: outputs went on {late_s:.1f} s after the committed offsets "
+            "reached the end, so commits ran ahead of processing here; "
+            "events_per_s_to_last_output is the better rate for this run"
+        )
     result = {
         "events": total,
         "startup_seconds": first_ms / 1000 - worker.started_s,
         "seconds": seconds,
         "events_per_s": total / seconds,
         "events_per_s_to_last_output": total / max(1e-3, (last_ms - first_ms) / 1000),
+        "last_output_after_commit_seconds": late_s,
         "outputs": {
             topic: outputs.count(topic)
             for topic in ("risk.scores", "risk.alerts", "riskstream.deadletter")
         },
         "worker_cpu_share": _share(busy, 1),
+        "worker_cpu_us_per_event": _cpu_per_event(busy, total),
         "broker_cpu_share": _share(busy, 2),
         "other_processes_cores": other_cores,
         "stop": stopped,
@@ -334,6 +352,16 @@ def _share(samples: list[tuple[float, float | None, float | None]], index: int):
     if len(usable) < 2 or usable[-1][0] <= usable[0][0]:
         return None
     return (usable[-1][index] - usable[0][index]) / (usable[-1][0] - usable[0][0])
+
+
+def _cpu_per_event(
+    samples: list[tuple[float, float | None, float | None]], total: int
+) -> float | None:
+    """Return the worker's CPU µs per input event between the first and last sample."""
+    usable = [s[1] for s in samples if s[1] is not None]
+    if len(usable) < 2:
+        return None
+    return (usable[-1] - usable[0]) / total * 1e6
 
 
 async def settle(outputs: OutputCollector, quiet_s: float = 2.0) -> None:
@@ -375,6 +403,7 @@ async def latency_run(
     bootstrap: str,
     prefix: str,
     lines: list[bytes],
+    rate: float,
     args: argparse.Namespace,
     workdir: Path,
 ) -> dict[str, Any]:
@@ -404,7 +433,7 @@ async def latency_run(
         try:
             await warm_up(producer, settings, outputs, worker, args.run_timeout)
             started = time.perf_counter()
-            await paced_send(producer, settings, lines, args.latency_rate, sent_at)
+            await paced_send(producer, settings, lines, rate, sent_at)
             produce_seconds = time.perf_counter() - started
             await producer.flush()
             ends = await end_offsets(
@@ -433,7 +462,7 @@ async def latency_run(
         shutil.rmtree(worker.data_dir, ignore_errors=True)
     return {
         "events": len(lines),
-        "target_rate": args.latency_rate,
+        "target_rate": rate,
         "achieved_rate": len(lines) / produce_seconds,
         **match_scores(outputs, sent_at),
         "stop": stopped,
@@ -486,7 +515,7 @@ async def paced_send(
     """Send ``lines`` at ``rate`` per second; record each event's send time.
 
     ``sent_at`` maps (customer_id, occurred_at in whole epoch seconds) to the
-    wall-clock time of the ``send`` call; a later event of the same customer
+    wall-clock time of the ``send`` call. A later event of the same customer
     and second replaces an earlier one.
     """
     started = time.perf_counter()
@@ -582,10 +611,13 @@ async def run_all(args: argparse.Namespace, lines: list[bytes]) -> dict[str, Any
                     "throughput",
                     lambda attempt: throughput_repeat(env, attempt, lines, runs),
                 )
-            if "latency" not in args.skip:
-                live = lines[: int(args.latency_rate * args.latency_seconds)]
+            for rate in [] if "latency" in args.skip else args.latency_rate:
+                live = lines[: int(rate * args.latency_seconds)]
                 await env.attempts(
-                    "latency", lambda attempt: latency_repeat(env, attempt, live, runs)
+                    f"latency at {rate:.0f}/s",
+                    lambda attempt, live=live, rate=rate: latency_repeat(
+                        env, attempt, live, rate, runs
+                    ),
                 )
             if args.profile:
                 profiles = await profile_runs(env, lines)
@@ -600,7 +632,7 @@ async def run_all(args: argparse.Namespace, lines: list[bytes]) -> dict[str, Any
 
 @dataclass
 class Bench:
-    """What every run of one benchmark invocation shares."""
+    """Broker, folders and settings shared by every run of one invocation."""
 
     args: argparse.Namespace
     bootstrap: str
@@ -701,21 +733,26 @@ def _rounded(value: float | None) -> str:
 
 
 async def latency_repeat(
-    env: Bench, index: int, live: list[bytes], runs: dict[str, list[dict[str, Any]]]
+    env: Bench,
+    attempt: int,
+    live: list[bytes],
+    rate: float,
+    runs: dict[str, list[dict[str, Any]]],
 ) -> None:
     args = env.args
-    prefix = f"bench-{env.token}-l{index}-"
+    prefix = f"bench-{env.token}-l{rate:.0f}-{attempt}-"
     log(
-        f"latency run {index + 1}/{args.repeats}, {len(live)} events at "
-        f"{args.latency_rate:.0f}/s, prefix {prefix}"
+        f"latency run {attempt + 1}, {len(live)} events at {rate:.0f}/s, "
+        f"prefix {prefix}"
     )
     await env.quiet()
-    result = await latency_run(env.bootstrap, prefix, live, args, env.workdir)
+    result = await latency_run(env.bootstrap, prefix, live, rate, args, env.workdir)
     runs["latency"].append(result)
-    log(
-        f"  latency p50 {result['latency_ms']['p50']:.0f} ms, "
-        f"p99 {result['latency_ms']['p99']:.0f} ms"
-    )
+    if result["latency_ms"] is not None:
+        log(
+            f"  latency p50 {result['latency_ms']['p50']:.0f} ms, "
+            f"p99 {result['latency_ms']['p99']:.0f} ms"
+        )
 
 
 async def profile_runs(env: Bench, lines: list[bytes]) -> dict[str, Any]:
@@ -778,6 +815,13 @@ def summarise(
         shares = [r["worker_cpu_share"] for r in worker if r["worker_cpu_share"]]
         if shares:
             summary["worker_cpu_share"] = spread(shares)
+        per_event = [
+            r["worker_cpu_us_per_event"]
+            for r in worker
+            if r.get("worker_cpu_us_per_event")
+        ]
+        if per_event:
+            summary["worker_cpu_us_per_event"] = spread(per_event)
         summary["worker_alerts"] = [r["outputs"]["risk.alerts"] for r in worker]
         summary["replay_alerts"] = replay_alerts
     if runs["raw"] and runs["worker"]:
@@ -795,19 +839,30 @@ def summarise(
             "measured": ratio,
             "met": ratio >= BUDGET_WORKER_TO_RAW,
         }
-    latency = [r for r in runs["latency"] if r["latency_ms"]]
-    if latency:
-        summary["latency_ms"] = {
-            key: statistics.median(r["latency_ms"][key] for r in latency)
-            for key in ("p50", "p90", "p99", "max")
+    rates = sorted({r["target_rate"] for r in runs["latency"]}, reverse=True)
+    summary["latency_by_rate"] = {}
+    for rate in rates:
+        latency = [
+            r for r in runs["latency"] if r["target_rate"] == rate and r["latency_ms"]
+        ]
+        if not latency:
+            continue
+        summary["latency_by_rate"][f"{rate:.0f}"] = {
+            "runs": len(latency),
+            "achieved_rate": statistics.median(r["achieved_rate"] for r in latency),
+            "latency_ms": _median_of(latency, "latency_ms"),
+            "latency_to_receipt_ms": _median_of(latency, "latency_to_receipt_ms"),
+            "matched_scores": [r["matched_scores"] for r in latency],
+            "unmatched_scores": [r["unmatched_scores"] for r in latency],
         }
-        summary["latency_to_receipt_ms"] = {
-            key: statistics.median(r["latency_to_receipt_ms"][key] for r in latency)
-            for key in ("p50", "p90", "p99", "max")
-        }
-        summary["latency_matched_scores"] = [r["matched_scores"] for r in latency]
-        summary["latency_unmatched_scores"] = [r["unmatched_scores"] for r in latency]
     return summary
+
+
+def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    return {
+        stat: statistics.median(r[key][stat] for r in runs)
+        for stat in ("p50", "p90", "p99", "max")
+    }
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -818,6 +873,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         "worker_events_per_s_to_last_output",
         "worker_startup_seconds",
         "worker_cpu_share",
+        "worker_cpu_us_per_event",
     ):
         if key in summary:
             row = summary[key]
@@ -836,12 +892,13 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"alerts per worker run: {summary['worker_alerts']}, replay: "
             f"{summary['replay_alerts']}"
         )
-    for key in ("latency_ms", "latency_to_receipt_ms"):
-        if key in summary:
-            row = summary[key]
+    for rate, row in summary.get("latency_by_rate", {}).items():
+        for key in ("latency_ms", "latency_to_receipt_ms"):
+            stats = row[key]
             print(
-                f"{key:<22} (median of runs) p50 {row['p50']:.0f}  p90 "
-                f"{row['p90']:.0f}  p99 {row['p99']:.0f}  max {row['max']:.0f}"
+                f"{key} at {rate}/s (median of {row['runs']} runs): p50 "
+                f"{stats['p50']:.0f}  p90 {stats['p90']:.0f}  p99 {stats['p99']:.0f}  "
+                f"max {stats['max']:.0f}"
             )
 
 
@@ -859,8 +916,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     info = machine()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    # Enough customers that --days of simulated history holds --events events.
+    years = args.days / 365
     customers = (
-        args.customers or args.events // EVENTS_PER_CUSTOMER_YEAR * 365 // args.days + 1
+        args.customers or int(args.events / EVENTS_PER_CUSTOMER_YEAR / years) + 1
     )
     log(f"simulating {customers} customers x {args.days} days, seed {args.seed}")
     lines = simulated_lines(customers, args.days, args.seed, limit=args.events)
@@ -869,16 +928,19 @@ def main(argv: list[str] | None = None) -> int:
             f"--events: the simulation made {len(lines)} events, fewer than "
             f"{args.events}; raise --customers or --days"
         )
+
     replay_alerts = None
     if args.check_replay and "worker" not in args.skip:
         log("replaying the same events in-process for the alert count")
         replay_alerts = len(
             replay(lines, load_config(None), partitions=args.partitions).alerts
         )
+
     measured = asyncio.run(run_all(args, lines))
     summary = summarise(measured["runs"], replay_alerts)
     print_summary(summary)
     print_failures(measured["failures"])
+
     info["load_average_at_end"] = os.getloadavg()
     check_sources(info)
     write_json(

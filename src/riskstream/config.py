@@ -48,7 +48,7 @@ class Rule(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     signal: Literal[SIGNALS]  # type: ignore[valid-type]
     op: Literal[">=", "<="]
-    threshold: float
+    threshold: Annotated[float, Field(allow_inf_nan=False, strict=True)]
     points: Annotated[float, Field(ge=0, le=100)]
     severity: Severity
     owner: Literal["sales", "finance", "legal", "operations"]

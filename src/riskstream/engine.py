@@ -274,9 +274,9 @@ class Engine:
             return Rejection(
                 "invoice_id",
                 "unknown_invoice",
-                f"invoice_id: {event.invoice_id!r} is unknown and "
-                f"{MAX_UNAPPLIED} payments for unknown invoices are already "
-                "held; publish the invoice.issued events first",
+                f"invoice_id: {event.invoice_id!r} is unknown and payments for "
+                f"{MAX_UNAPPLIED} unknown invoices are already held; publish "
+                "the invoice.issued events first",
             )
         if state.payment_seen(event.payment_id):
             return False

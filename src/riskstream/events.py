@@ -41,6 +41,27 @@ Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
 """An exact amount; 24 digits keep minor-unit arithmetic inside Decimal's 28."""
 
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Event times outside [EARLIEST, LATEST) are rejected as implausible: one
+such event would move its partition's event clock by centuries."""
+
+
+def to_utc(value: datetime, field: str) -> datetime:
+    """Convert an aware time to UTC, rejecting one outside the plausible range."""
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise PydanticCustomError(
+            "out_of_range",
+            f"{field}: {value.isoformat()} is outside {EARLIEST.year} to "
+            f"{LATEST.year - 1}",
+        )
+    return moment
+
+
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", str_strip_whitespace=True)
 
@@ -56,7 +77,7 @@ class _Event(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value, "occurred_at")
 
 
 class _Priced(_Event):
@@ -112,7 +133,18 @@ class InvoiceIssued(_Priced):
     @field_validator("due_at")
     @classmethod
     def _due_to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value, "due_at")
+
+    @model_validator(mode="after")
+    def _due_after_issue(self) -> InvoiceIssued:
+        if self.due_at < self.occurred_at:
+            raise PydanticCustomError(
+                "before_issue",
+                f"due_at: {self.due_at.isoformat()} is before occurred_at "
+                f"{self.occurred_at.isoformat()}; an invoice falls due after it "
+                "is issued",
+            )
+        return self
 
 
 class PaymentReceived(_Priced):
@@ -159,7 +191,7 @@ Event = Annotated[
     | CustomerUpdated,
     Field(discriminator="type"),
 ]
-CUSTOM_RULES = {"unknown_currency", "out_of_range", "too_many_decimals"}
+CUSTOM_RULES = {"unknown_currency", "out_of_range", "too_many_decimals", "before_issue"}
 """Rules of :func:`check_amount`, whose messages start with the field name."""
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "order.placed": OrderPlaced,
@@ -206,7 +238,7 @@ def check_amount(
         )
 
 
-def parse_event(raw: bytes) -> Event:
+def parse_event(raw: bytes | None) -> Event:
     """Decode and validate one message value.
 
     Raises:
@@ -218,6 +250,10 @@ def parse_event(raw: bytes) -> Event:
     ...     b' "order_id": "o1"}').occurred_at.isoformat()
     '2026-01-05T08:00:00+00:00'
     """
+    if not isinstance(raw, bytes):
+        raise InvalidEvent(
+            "body", "tombstone", "body: the message has no value (a tombstone)"
+        )
     try:
         document = jiter.from_json(raw, float_mode="decimal")
     except ValueError as exc:
@@ -234,7 +270,7 @@ def parse_event(raw: bytes) -> Event:
     if not isinstance(kind, str) or kind not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise InvalidEvent(
-            "type", "unknown_type", f"type: {kind!r} is not one of {known}"
+            "type", "unknown_type", f"type: {str(kind)[:80]!r} is not one of {known}"
         )
     try:
         return _adapter.validate_python(document)

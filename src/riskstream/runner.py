@@ -25,6 +25,9 @@ from riskstream.ordering import INPUT_TOPICS_IN_ORDER
 from riskstream.partitioning import partition_for
 from riskstream.state import CustomerState
 
+MAX_ORIGINAL_BYTES = 512 * 1024
+MAX_REASON_CHARS = 1000
+
 
 class StateStore(Protocol):
     """Storage of customer states: a Faust table in the worker, a dict in replay."""
@@ -72,10 +75,20 @@ class Batch:
 
 
 def dead_letter(
-    raw: bytes, source: Source, error: InvalidEvent | Rejection, event_id: str | None
+    raw: bytes | None,
+    source: Source,
+    error: InvalidEvent | Rejection,
+    event_id: str | None,
 ) -> dict[str, Any]:
-    """Build the dead-letter record for a message that cannot be used."""
-    message = error.message
+    """Build the dead-letter record for a message that cannot be used.
+
+    A message over :data:`MAX_ORIGINAL_BYTES` keeps its size but not its bytes,
+    because its base64 copy would exceed Kafka's default 1 MiB message limit;
+    its source offset still points at it.
+    """
+    message = error.message[:MAX_REASON_CHARS]
+    original = b"" if raw is None else raw
+    kept = len(original) <= MAX_ORIGINAL_BYTES
     return {
         "reason": message,
         "field": error.field,
@@ -89,16 +102,20 @@ def dead_letter(
             if source.key is None
             else source.key.decode("utf-8", "replace"),
         },
-        "original_base64": base64.b64encode(raw).decode("ascii"),
+        "original_base64": base64.b64encode(original).decode("ascii") if kept else None,
+        "original_bytes": len(original),
+        "original_dropped": not kept,
     }
 
 
-def try_parse(raw: bytes) -> Event | InvalidEvent:
+def try_parse(raw: bytes | None) -> Event | InvalidEvent:
     """Parse one message, returning the error instead of raising it."""
     try:
         return parse_event(raw)
     except InvalidEvent as exc:
         return exc
+    except Exception as exc:  # noqa: BLE001 - bad input must never stop a worker
+        return InvalidEvent("body", "unparsable", f"body: cannot be read ({exc!r})")
 
 
 def sort_time(parsed: Event | InvalidEvent) -> float | None:
@@ -159,7 +176,7 @@ class PartitionRunner:
 
     def handle(
         self,
-        raw: bytes,
+        raw: bytes | None,
         source: Source,
         batch: Batch,
         parsed: Event | InvalidEvent | None = None,

@@ -32,7 +32,9 @@ def event_schemas() -> dict[str, dict[str, Any]]:
 
 def render(schema: dict[str, Any]) -> bytes:
     """Serialise a schema the way the committed files are written."""
-    return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    return (
+        orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
 
 
 def write_schemas(folder: Path) -> list[Path]:

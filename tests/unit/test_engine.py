@@ -215,8 +215,9 @@ def test_failed_payment_counted(engine, model, make_event, at):
 
 def test_payment_before_invoice_applied(engine, model, make_event, at):
     state = CustomerState("c1")
+    # The invoice was issued on day 5 but reaches riskstream after the payment.
     payment = make_event("payment.received", at(45))
-    invoice = make_event("invoice.issued", at(50), due_at=at(30))
+    invoice = make_event("invoice.issued", at(5), due_at=at(30))
     step_all(engine, state, model, [payment])
     unapplied_before = dict(state.unapplied)
 
@@ -233,7 +234,7 @@ def test_early_payment_before_invoice_not_late(engine, model, make_event, at):
     state = CustomerState("c1")
     events = [
         make_event("payment.received", at(20)),
-        make_event("invoice.issued", at(50), due_at=at(30)),
+        make_event("invoice.issued", at(5), due_at=at(30)),
     ]
 
     step_all(engine, state, model, events)

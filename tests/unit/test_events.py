@@ -396,3 +396,41 @@ def test_route_of_unusual_message(raw, expected):
 )
 def test_event_time_of_message(raw, expected):
     assert event_time(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "rule"),
+    [
+        pytest.param(None, "body", "tombstone", id="tombstone"),
+        pytest.param(
+            b'{"event_id":"e","type":"order.placed","customer_id":"c",'
+            b'"occurred_at":"9999-12-31T23:59:59-05:00","order_id":"o",'
+            b'"amount":"1.00","currency":"EUR"}',
+            "occurred_at",
+            "out_of_range",
+            id="year-overflow",
+        ),
+        pytest.param(
+            b'{"event_id":"e","type":"order.placed","customer_id":"c",'
+            b'"occurred_at":"2150-01-01T00:00:00Z","order_id":"o",'
+            b'"amount":"1.00","currency":"EUR"}',
+            "occurred_at",
+            "out_of_range",
+            id="far-future",
+        ),
+        pytest.param(
+            b'{"event_id":"e","type":"invoice.issued","customer_id":"c",'
+            b'"occurred_at":"2026-03-01T00:00:00Z","invoice_id":"i",'
+            b'"amount":"1.00","currency":"EUR","due_at":"2025-01-01T00:00:00Z"}',
+            "due_at",
+            "before_issue",
+            id="due-before-issue",
+        ),
+    ],
+)
+def test_implausible_input_rejected(raw, field, rule):
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(raw)
+
+    assert caught.value.field == field
+    assert caught.value.rule == rule

@@ -11,9 +11,10 @@ import pytest
 
 from riskstream.config import load_config
 from riskstream.drivers.replay import MemoryStore, read_lines, replay
-from riskstream.engine import to_iso
+from riskstream.engine import Engine, to_iso
 from riskstream.errors import InvalidEvent
 from riskstream.events import TOPIC_ORDERS, TOPIC_PAYMENTS, route
+from riskstream.model import LatePaymentModel
 from riskstream.partitioning import partition_for
 from riskstream.runner import Batch, PartitionRunner, Source, try_parse
 
@@ -234,3 +235,19 @@ def test_other_customer_event_fires_crossing(runner, event_bytes, at):
     assert [alert["customer_id"] for alert in overdue] == ["c1"]
     crossing = at(30) + timedelta(days=30)
     assert overdue[0]["raised_at"] == to_iso(int(crossing.timestamp()))
+
+
+def test_huge_dead_letter_drops_original():
+    raw = b'{"type": "order.placed", "pad": "' + b"x" * 700_000 + b'"}'
+    batch = Batch()
+    runner = PartitionRunner(
+        0, Engine(load_config()), MemoryStore(), LatePaymentModel()
+    )
+
+    runner.handle(raw, Source("erp.orders", 0, 7, b"c1"), batch)
+
+    letter = batch.dead_letters[0]
+    assert letter["original_base64"] is None
+    assert letter["original_dropped"] is True
+    assert letter["original_bytes"] == len(raw)
+    assert len(orjson.dumps(letter)) < 100_000
