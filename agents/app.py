@@ -1,11 +1,11 @@
 """The Faust app: topics, tables and the agent that feeds the core.
 
-The agent consumes the three ERP topics (and the tick topic when the wall
-clock drives overdue checks) in batches. Each message goes to the
-:class:`~riskstream.runner.PartitionRunner` of its partition; at the end of a
-batch every changed customer is written to the ``customers`` table once, each
-changed partition model to the ``models`` table once, and the alerts, scores
-and dead letters are sent.
+The agent consumes the three ERP topics in batches, plus the tick topic when
+the wall clock drives overdue checks. The event-time merge releases each
+message to the :class:`~riskstream.runner.PartitionRunner` of its partition.
+At the end of a batch the agent sends the alerts, scores and dead letters.
+It then writes every changed customer to the ``customers`` table once, and
+each changed model and the partition checkpoint to the ``models`` table.
 
 Faust picks a table row's changelog partition, and its RocksDB partition, from
 the event being processed. In a batch that is the last event taken, so every
@@ -47,11 +47,11 @@ TOPIC_ALERTS = "risk.alerts"
 TOPIC_SCORES = "risk.scores"
 TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
-SEED_TIMEOUT_S = 5.0
+SEED_TIMEOUT_S = 30.0
+"""Maximum wait for Faust's recovery and a new partition's start offsets."""
 WAITING_LOG_INTERVAL_S = 30.0
 RESEEK_S = 2.0
 """Shortest interval between two seeks of one rewound topic partition."""
-"""Longest wait for a new partition's committed and earliest offsets."""
 
 log = structlog.get_logger("riskstream.worker")
 
@@ -69,9 +69,9 @@ def current(event: EventT) -> Iterator[None]:
 class TableStore:
     """The runner's view of the ``customers`` table, with decoded states cached.
 
-    A cached state is the live object the runner mutates during a batch; the
+    A cached state is the live object the runner mutates during a batch. The
     agent writes it back at batch end and then clears the cache, so memory
-    holds only the customers of one batch.
+    keeps only the customers of one batch.
     """
 
     def __init__(self, table: Any) -> None:
@@ -279,9 +279,11 @@ class Worker:
                 committed = await committed_offsets(self.settings, tps)
                 earliest = await self.app.consumer.earliest_offsets(*tps)
         except (TimeoutError, KafkaError) as exc:
-            # Without a start position the merge falls back to merge_hold_s.
-            log.warning(
-                "merge_positions_unknown",
+            # NOTE: without its checkpoint the partition is not rewound, so
+            # messages the previous owner held and committed are skipped, and
+            # the merge waits merge_hold_s for topics without a known position.
+            log.error(
+                "partition_start_failed",
                 partition=partition,
                 error=repr(exc),
                 timeout_s=SEED_TIMEOUT_S,

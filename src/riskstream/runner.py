@@ -1,9 +1,10 @@
 """Per-partition processing shared by the Faust worker and replay.
 
-A :class:`PartitionRunner` owns one input partition's customers: it decodes
-raw messages, sends bad ones to dead letters, drops duplicates, fires the
-time-driven crossings of every customer in the partition as event time moves
-on, and applies each event through the :class:`~riskstream.engine.Engine`.
+A :class:`PartitionRunner` owns one input partition's customers. It decodes
+raw messages, sends bad ones to dead letters and drops duplicates. As event
+time moves on, it fires the time-driven crossings of every customer in the
+partition, then applies each event through the
+:class:`~riskstream.engine.Engine`.
 Both drivers call it with the same messages in the same per-partition order,
 which is why they publish the same alerts.
 """
