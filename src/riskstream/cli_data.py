@@ -42,9 +42,21 @@ def add_data_commands(commands: Any) -> None:
     synthetic = kinds.add_parser(
         "synthetic", help="simulated orders and payments, for load tests"
     )
-    synthetic.add_argument("--customers", type=int, default=1000)
-    synthetic.add_argument("--days", type=int, default=365)
-    synthetic.add_argument("--seed", type=int, default=7)
+    synthetic.add_argument(
+        "--customers",
+        type=_positive_int,
+        default=1000,
+        help="simulated customers (1000)",
+    )
+    synthetic.add_argument(
+        "--days",
+        type=_positive_int,
+        default=365,
+        help="days of order history per customer (365)",
+    )
+    synthetic.add_argument(
+        "--seed", type=int, default=7, help="seed of the simulation (7)"
+    )
     synthetic.add_argument(
         "--out", type=Path, required=True, help="JSONL file to write"
     )
@@ -56,18 +68,23 @@ def add_data_commands(commands: Any) -> None:
         "needs pip install 'riskstream[cdnow]'",
     )
     cdnow.add_argument("--out", type=Path, required=True, help="JSONL file to write")
-    cdnow.add_argument(
-        "--seed", type=int, default=7, help="seed of the simulated payments (7)"
-    )
-    cdnow.add_argument(
-        "--customers",
-        type=_positive_int,
-        help="keep only the N lowest CDNOW customer ids (default: all 23,570)",
-    )
+    _add_cdnow_selection(cdnow)
     cdnow.set_defaults(handler=_cdnow)
 
     _add_demo(commands)
     _add_backtest(commands)
+
+
+def _add_cdnow_selection(parser: argparse.ArgumentParser) -> None:
+    """Add the options that pick the CDNOW customers and the simulation seed."""
+    parser.add_argument(
+        "--seed", type=int, default=7, help="seed of the simulated payments (7)"
+    )
+    parser.add_argument(
+        "--customers",
+        type=_positive_int,
+        help="keep only the N lowest CDNOW customer ids (default: all 23,570)",
+    )
 
 
 def _add_demo(commands: Any) -> None:
@@ -89,14 +106,7 @@ def _add_demo(commands: Any) -> None:
         help="run the events through a Kafka worker at this URL (kafka://HOST:PORT) "
         "instead of in-process replay",
     )
-    demo.add_argument(
-        "--seed", type=int, default=7, help="seed of the simulated payments (7)"
-    )
-    demo.add_argument(
-        "--customers",
-        type=_positive_int,
-        help="keep only the N lowest CDNOW customer ids (default: all)",
-    )
+    _add_cdnow_selection(demo)
     demo.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
     demo.add_argument(
         "--partitions",
@@ -150,14 +160,7 @@ def _add_backtest(commands: Any) -> None:
         help="Markdown report to write; the plot goes next to it as "
         "NAME-pr.png (default docs/backtest.md)",
     )
-    backtest.add_argument(
-        "--seed", type=int, default=7, help="seed of the simulated payments (7)"
-    )
-    backtest.add_argument(
-        "--customers",
-        type=_positive_int,
-        help="keep only the N lowest CDNOW customer ids (default: all)",
-    )
+    _add_cdnow_selection(backtest)
     backtest.add_argument(
         "--jobs",
         type=_positive_int,
