@@ -88,7 +88,7 @@ class Levels(_Strict):
 
 
 class ModelWeight(_Strict):
-    """How the late-payment model feeds the score."""
+    """Weight of the late-payment model in the score."""
 
     points: Annotated[float, Field(ge=0, le=100)]
     min_updates: Annotated[int, Field(ge=0)]

@@ -39,4 +39,4 @@ class ConfigError(RiskstreamError):
 
 
 class UsageError(RiskstreamError):
-    """A command-line argument is invalid; the message says what to do."""
+    """A command-line argument is invalid; the message explains what to do."""

@@ -71,7 +71,7 @@ class _Event(BaseModel):
     source: str | None = Field(
         default=None,
         max_length=128,
-        description="Producer of the event; simulated data says so here.",
+        description="Producer of the event; simulated events start with simulated:",
     )
 
     @field_validator("occurred_at")

@@ -15,7 +15,7 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
     """Compute every signal a rule may use; None where it is undefined.
 
     ``now_s`` is the evaluation time in seconds. Windows are whole UTC days: the
-    30-day window holds today and the 29 days before it.
+    30-day window covers today and the 29 days before it.
     """
     today = now_s // DAY_S
     days_past_due = 0

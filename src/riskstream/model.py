@@ -79,6 +79,6 @@ class LatePaymentModel:
         model = pickle.loads(raw)  # noqa: S301 - our own changelog, never input data
         if not isinstance(model, cls):
             raise TypeError(
-                f"checkpoint holds {type(model).__name__}, not {cls.__name__}"
+                f"checkpoint contains {type(model).__name__}, not {cls.__name__}"
             )
         return model

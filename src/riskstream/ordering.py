@@ -5,10 +5,10 @@ consumer reads the three partitions at independent speeds, so a payment can
 reach the worker before the invoice it pays. :class:`EventTimeMerger` keeps
 one FIFO queue per topic and releases the head with the earliest
 ``occurred_at`` once every other topic either has a queued message or has no
-more to read (it is caught up). That is a k-way merge with a watermark: with
-all input already in Kafka the order equals what replay computes from the
-file, and a message that arrives after the merge moved past its time is
-applied as a late event.
+more to read (it is caught up). That is a k-way merge with a watermark. With
+all input already in Kafka, the order equals what replay computes from the
+file. A message that arrives after the merge moved past its time is applied
+as a late event.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class EventTimeMerger(Generic[T]):
     def pop_ready(self, caught_up: Callable[[str], bool]) -> Iterator[T]:
         """Yield messages in merge order while the watermark allows.
 
-        ``caught_up(topic)`` tells whether the consumer has read everything
+        ``caught_up(topic)`` returns whether the consumer has read everything
         currently in that topic's partition.
         """
         while True:

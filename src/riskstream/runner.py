@@ -84,8 +84,8 @@ def dead_letter(
     """Build the dead-letter record for a message that cannot be used.
 
     A message over :data:`MAX_ORIGINAL_BYTES` keeps its size but not its bytes,
-    because its base64 copy would exceed Kafka's default 1 MiB message limit;
-    its source offset still points at it.
+    because its base64 copy would exceed Kafka's default 1 MiB message limit.
+    Its source offset still points at it.
     """
     message = error.message[:MAX_REASON_CHARS]
     original = b"" if raw is None else raw
@@ -134,9 +134,9 @@ class PartitionRunner:
         engine: the scoring core.
         store: customer states of this partition.
         model: the partition's late-payment model.
-        partitions: partition count of the input topics; when given, a
-            message in a partition other than the one Kafka's default
-            partitioner picks for its customer is rejected, because its
+        partitions: partition count of the input topics. When it is given, a
+            message outside the partition that Kafka's default partitioner
+            picks for its customer is rejected, because that customer's
             state would be restored to the wrong worker.
         require_key: reject messages whose key is not the ``customer_id``.
         topics: names of the customers, orders and payments topics, in that

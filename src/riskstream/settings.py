@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     merge_hold_s: float = Field(
         1.0,
         gt=0,
-        description="longest wait for a topic that has sent nothing since the "
+        description="maximum wait for a topic that has sent nothing since the "
         "partition was assigned, before the event-time merge goes on without it",
     )
     web_host: str = Field("127.0.0.1", description="address of the worker's web server")

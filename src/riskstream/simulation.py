@@ -3,7 +3,7 @@
 Purchase logs such as CDNOW hold orders only. This module derives an invoice
 per order and simulates how each customer pays it with a seeded behaviour
 model, so the payment signals have something to work on. Every event it makes
-says so in ``source`` (``simulated:...``); the orders passed in keep theirs.
+carries ``source`` ``simulated:...``, and the orders passed in keep theirs.
 
 The behaviour model, per customer (drawn once, from the customer's own seeded
 generator, so a subset of customers gets the same events as the full set):
@@ -40,7 +40,7 @@ FAILURE_REASONS = ("refused", "bounced", "insufficient_funds")
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """How one kind of customer pays."""
+    """Payment behaviour of one kind of customer."""
 
     name: str
     share: float
@@ -269,7 +269,7 @@ def synthetic_orders(
 ) -> Iterator[Order]:
     """Yield simulated orders: each customer orders every few days, in EUR.
 
-    For load tests and benchmarks only; the source says ``simulated:orders``.
+    For load tests and benchmarks only; their source is ``simulated:orders``.
     """
     start = start or datetime(2025, 1, 1, tzinfo=UTC)
     for index in range(customers):

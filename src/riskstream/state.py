@@ -5,7 +5,7 @@ Times are whole seconds since the Unix epoch (UTC) and days are
 customer's single currency, so sums are exact.
 
 Purchase history is kept in daily buckets for the last 90 days and in 30-day
-blocks for the 360 days before that; older history is dropped. Late, partial
+blocks for the 360 days before that. Older history is dropped. Late, partial
 and failed payments are kept as day numbers for 365 days. Event ids are kept
 as 56-bit hashes of the last :data:`RECENT_IDS` events for deduplication.
 """
