@@ -26,13 +26,16 @@ from riskstream.events import (
     PaymentFailed,
     PaymentReceived,
 )
-from riskstream.features import MIN_BASELINE_DAYS, compute_signals
+from riskstream.features import (
+    baseline_blocks,
+    compute_signals,
+    next_baseline_change,
+)
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.state import (
     BLOCK_DAYS,
     DAY_S,
     EVENT_WINDOW_DAYS,
-    HISTORY_DAYS,
     MAX_UNAPPLIED,
     RECENT_DAYS,
     CustomerState,
@@ -42,6 +45,8 @@ from riskstream.state import (
 ADP_SMOOTHING = 0.3
 """Weight of the newest payment in the average days to pay (an EMA)."""
 MAX_CROSSINGS = 10_000
+NEVER = 2**62
+LATE_S = LATE_DAYS * DAY_S
 MONEY_SIGNALS = ("overdue_amount", "exposure", "volume_30d", "volume_90d")
 
 
@@ -64,6 +69,8 @@ class Outcome:
     rejection: Rejection | None = None
     duplicate: bool = False
     model_changed: bool = False
+    next_due_s: int | None = None
+    """After :meth:`Engine.advance`: the state's next crossing time."""
 
     def extend(self, other: Outcome) -> None:
         """Append the outputs of a later call."""
@@ -86,9 +93,29 @@ class Engine:
 
     def __init__(self, config: ScoringConfig) -> None:
         self.config = config
-        self._due_thresholds = config.thresholds_for("days_past_due")
-        self._since_thresholds = config.thresholds_for("days_since_last_order")
-        self._gap_thresholds = config.thresholds_for("gap_ratio")
+        # Crossing offsets in seconds, ascending, so the first one after the
+        # clock is the next of its group.
+        self._due_offsets = _offsets(config.thresholds_for("days_past_due"))
+        self._since_offsets = _offsets(config.thresholds_for("days_since_last_order"))
+        self._gap_ratios = sorted(config.thresholds_for("gap_ratio"))
+        # Only crossings that can change a rule's outcome are scheduled. The
+        # others would only refresh the published signals.
+        read = {rule.signal for rule in config.rules}
+        if "overdue_amount" in read:
+            self._due_offsets = sorted({1, *self._due_offsets})
+        self._count_checks = [
+            (attr, window, _checks(config, signal))
+            for signal, (attr, window) in COUNT_WINDOWS.items()
+            if signal in read
+        ]
+        self._window_30 = bool(read & {"volume_30d", "orders_30d"})
+        self._window_90 = bool(read & {"volume_90d", "orders_90d"})
+        self._ratio_checks = _checks(config, "volume_ratio_90d")
+        self._money_read = [name for name in MONEY_SIGNALS if name in read]
+        self._checks = [
+            (rule, rule.signal, rule.op == ">=", rule.threshold)
+            for rule in config.rules
+        ]
 
     # -- events -----------------------------------------------------------
 
@@ -342,63 +369,98 @@ class Engine:
     def next_due(self, state: CustomerState) -> int | None:
         """Return the next time after the state's clock at which a signal changes.
 
-        These are the crossing times of the time-driven rules: an invoice
-        reaching a days-past-due threshold, the expected order not arriving,
-        and a day's orders or payments leaving a window.
+        A crossing is a time at which a rule's outcome can change without a
+        new event. An invoice reaches a days-past-due threshold, or the
+        expected order does not arrive. A count of late, partial or failed
+        payments, or the purchase volume, passes a threshold as days leave
+        its window. The purchase baseline moves on by a block. The model's
+        30-day label is a crossing too. Signals that no rule reads change
+        between crossings without one.
         """
         clock = state.clock_s
-        candidates: list[int] = []
+        best = NEVER
         for invoice in state.invoices.values():
             if invoice.outstanding > 0:
-                for days in self._due_thresholds:
-                    candidates.append(invoice.due_s + math.ceil(days * DAY_S))
+                due = invoice.due_s
+                for offset in self._due_offsets:
+                    at = due + offset
+                    if at > clock:
+                        best = min(best, at)
+                        break
                 if not invoice.labelled:
-                    candidates.append(invoice.due_s + LATE_DAYS * DAY_S)
-        if state.last_order_s is not None:
-            last = state.last_order_s
-            for days in self._since_thresholds:
-                candidates.append(last + math.ceil(days * DAY_S))
-            if state.orders_total >= 3:
+                    at = due + LATE_S
+                    if clock < at < best:
+                        best = at
+        last = state.last_order_s
+        if last is not None:
+            for offset in self._since_offsets:
+                at = last + offset
+                if at > clock:
+                    best = min(best, at)
+                    break
+            if state.orders_total >= 3 and self._gap_ratios:
                 mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
-                for ratio in self._gap_thresholds:
-                    candidates.append(last + math.ceil(ratio * mean_gap * DAY_S))
-        # Day lists are sorted, so the first day still inside a window is the
-        # next to leave it.
+                for ratio in self._gap_ratios:
+                    at = last + math.ceil(ratio * mean_gap * DAY_S)
+                    # The evaluation computes the ratio in floating point, so
+                    # the crossing is the first second at which it holds.
+                    while (at - last) / DAY_S / mean_gap < ratio:
+                        at += 1
+                    if at > clock:
+                        best = min(best, at)
+                        break
         today = clock // DAY_S
-        for days in (state.late_days, state.partial_days, state.failed_days):
-            if days:
-                for window in (90, EVENT_WINDOW_DAYS):
-                    index = bisect.bisect_right(days, today - window)
-                    if index < len(days):
-                        candidates.append((days[index] + window) * DAY_S)
-        for bucket in state.days:
-            if bucket[0] > today - 30:
-                candidates.append((bucket[0] + 30) * DAY_S)
-                break
-        if state.days:
-            candidates.append((state.days[0][0] + RECENT_DAYS) * DAY_S)
-        if state.blocks:
-            candidates.append((state.blocks[0][0] * BLOCK_DAYS + HISTORY_DAYS) * DAY_S)
-        if state.first_order_s is not None:
-            # The day the purchase baseline first exists.
-            first_day = state.first_order_s // DAY_S
-            baseline_day = first_day + RECENT_DAYS + MIN_BASELINE_DAYS - 1
-            candidates.append(baseline_day * DAY_S)
-        return min((at for at in candidates if at > clock), default=None)
+        for attr, window, checks in self._count_checks:
+            at = _count_flip(getattr(state, attr), today - window, checks)
+            if at is not None:
+                at = (at + window) * DAY_S
+                if clock < at < best:
+                    best = at
+        if self._window_30:
+            for bucket in state.days:
+                if bucket[0] > today - 30:
+                    at = (bucket[0] + 30) * DAY_S
+                    if clock < at < best:
+                        best = at
+                    break
+        if self._window_90 and state.days:
+            at = (state.days[0][0] + RECENT_DAYS) * DAY_S
+            if clock < at < best:
+                best = at
+        if self._ratio_checks and state.first_order_s is not None:
+            at = next_baseline_change(today) * DAY_S
+            if at < best:
+                best = at
+            day = _ratio_flip(state, today, self._ratio_checks)
+            if day is not None:
+                at = (day + RECENT_DAYS) * DAY_S
+                if clock < at < best:
+                    best = at
+        return None if best == NEVER else best
 
     def advance(
-        self, state: CustomerState, until_s: int, model: LatePaymentModel
+        self,
+        state: CustomerState,
+        until_s: int,
+        model: LatePaymentModel,
+        due_s: int | None = None,
     ) -> Outcome:
-        """Fire every crossing up to ``until_s``, each at its own time."""
+        """Fire every crossing up to ``until_s``, each at its own time.
+
+        ``due_s`` is the state's :meth:`next_due` when the caller knows it.
+        The returned outcome's ``next_due_s`` is the first crossing left.
+        """
         outcome = Outcome()
+        due = self.next_due(state) if due_s is None else due_s
         for _ in range(MAX_CROSSINGS):
-            due = self.next_due(state)
             if due is None or due > until_s:
                 break
             state.clock_s = due
             triggers = self._label_overdue(state, model, outcome)
             state.compact()
             outcome.extend(self.evaluate(state, model, triggers))
+            due = self.next_due(state)
+        outcome.next_due_s = due
         return outcome
 
     def _label_overdue(
@@ -431,8 +493,19 @@ class Engine:
         assessment a driver publishes always describes the latest state,
         whatever its batch boundaries.
         """
-        signals = self.signals(state)
-        firing = [r for r in self.config.rules if r.fires(signals[r.signal])]
+        signals = compute_signals(state, state.clock_s)
+        scale = 10 ** (minor_units(state.currency or "EUR") or 0)
+        for name in self._money_read:
+            value = signals[name]
+            if value is not None:
+                signals[name] = value / scale
+        firing = []
+        for rule, signal, at_least, threshold in self._checks:
+            value = signals[signal]
+            if value is not None and (
+                value >= threshold if at_least else value <= threshold
+            ):
+                firing.append(rule)
         probability = _model_probability(state)
         score = sum(rule.points for rule in firing)
         if probability >= 0:
@@ -572,6 +645,86 @@ class Engine:
                 for key, value in signals.items()
             },
         }
+
+
+COUNT_WINDOWS = {
+    "late_payments_90d": ("late_days", 90),
+    "late_payments_365d": ("late_days", EVENT_WINDOW_DAYS),
+    "partial_payments_90d": ("partial_days", 90),
+    "failed_payments_90d": ("failed_days", 90),
+}
+"""Count signals over a window of a day list: signal -> (state field, days)."""
+
+Check = tuple[bool, float]
+"""A rule's comparison: whether it is ``>=``, and its threshold."""
+
+
+def _checks(config: ScoringConfig, signal: str) -> list[Check]:
+    return [(r.op == ">=", r.threshold) for r in config.rules if r.signal == signal]
+
+
+def _holds(value: float, checks: list[Check]) -> list[bool]:
+    return [
+        value >= limit if at_least else value <= limit for at_least, limit in checks
+    ]
+
+
+def _count_flip(days: list[int], before: int, checks: list[Check]) -> int | None:
+    """Return the day whose leaving the window changes a rule on its count.
+
+    ``days`` is sorted; days after ``before`` are inside the window. Leaving
+    days only lower the count, so for each rule the first change is known.
+
+    >>> _count_flip([3, 5, 9], 0, [(True, 2.0)])
+    5
+    >>> _count_flip([3, 5, 9], 0, [(True, 4.0)]) is None
+    True
+    """
+    start = bisect.bisect_right(days, before)
+    inside = len(days) - start
+    first: int | None = None
+    for at_least, limit in checks:
+        if at_least:
+            # True while the count is at least ceil(limit).
+            needed = math.ceil(limit)
+            leaving = inside - needed if needed >= 1 and inside >= needed else None
+        else:
+            # False while the count is above floor(limit).
+            allowed = math.floor(limit)
+            leaving = inside - allowed - 1 if 0 <= allowed < inside else None
+        if leaving is not None:
+            day = days[start + leaving]
+            first = day if first is None else min(first, day)
+    return first
+
+
+def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | None:
+    """Return the daily bucket whose leaving the window changes a volume rule.
+
+    The baseline stays as it is until its next block change, which is a
+    crossing of its own, so the ratio after each bucket leaves is known.
+    """
+    span = baseline_blocks(state, today)
+    if span is None:
+        return None
+    first, last = span
+    baseline = sum(b[2] for b in state.blocks if first <= b[0] <= last)
+    if baseline <= 0:
+        return None
+    expected = baseline * RECENT_DAYS / ((last - first + 1) * BLOCK_DAYS)
+    inside = [bucket for bucket in state.days if bucket[0] > today - RECENT_DAYS]
+    volume = sum(bucket[2] for bucket in inside)
+    now = _holds(volume / expected, checks)
+    for bucket in inside:
+        volume -= bucket[2]
+        if _holds(volume / expected, checks) != now:
+            return bucket[0]
+    return None
+
+
+def _offsets(days: list[float]) -> list[int]:
+    """Return threshold days as ascending offsets in whole seconds."""
+    return sorted(math.ceil(value * DAY_S) for value in days)
 
 
 def _model_probability(state: CustomerState) -> float:

@@ -9,6 +9,8 @@ from riskstream.state import BLOCK_DAYS, DAY_S, HISTORY_DAYS, RECENT_DAYS, Custo
 MIN_BASELINE_DAYS = 90
 """History before the recent window needed for a purchase baseline."""
 MIN_ORDERS_FOR_GAP = 3
+BASELINE_BLOCKS = (HISTORY_DAYS - RECENT_DAYS - BLOCK_DAYS) // BLOCK_DAYS
+"""Most 30-day blocks in the purchase baseline (330 days)."""
 
 
 def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]:
@@ -73,23 +75,43 @@ def _count_since(days: list[int], after_day: int) -> int:
     return len(days) - bisect.bisect_right(days, after_day)
 
 
-def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
-    """Compare the last 90 days' volume with the average 90 days before them.
+def baseline_blocks(state: CustomerState, today: int) -> tuple[int, int] | None:
+    """Return the first and last purchase block of the baseline, or None.
 
-    The baseline spans the blocks older than the recent window, at most 330
-    days, and exists once the customer's first order is 90 days older than the
-    recent window. Block edges make the span exact to 30 days.
+    The baseline is made of whole 30-day blocks that end before the recent
+    90-day window starts and begin after the customer's first order: at most
+    :data:`BASELINE_BLOCKS` blocks, and at least enough for
+    :data:`MIN_BASELINE_DAYS`. It changes only on the day a block boundary
+    leaves the recent window, which is a scheduled crossing.
     """
     if state.first_order_s is None:
         return None
-    history_days = today - RECENT_DAYS - state.first_order_s // DAY_S + 1
-    # The oldest kept block may be partly dropped already, so the span stops
-    # one block short of the kept history.
-    span_days = min(HISTORY_DAYS - RECENT_DAYS - BLOCK_DAYS, history_days)
-    if span_days < MIN_BASELINE_DAYS:
+    last = (today - RECENT_DAYS + 1) // BLOCK_DAYS - 1
+    first_day = state.first_order_s // DAY_S
+    first = max(-(-first_day // BLOCK_DAYS), last - BASELINE_BLOCKS + 1)
+    if (last - first + 1) * BLOCK_DAYS < MIN_BASELINE_DAYS:
         return None
-    oldest_block = (today - RECENT_DAYS - span_days) // BLOCK_DAYS
-    baseline = sum(b[2] for b in state.blocks if b[0] >= oldest_block)
+    return first, last
+
+
+def next_baseline_change(today: int) -> int:
+    """Return the first day after ``today`` on which the baseline blocks move.
+
+    >>> next_baseline_change(118), next_baseline_change(119)
+    (119, 149)
+    """
+    start = today - RECENT_DAYS + 1
+    return (start // BLOCK_DAYS + 1) * BLOCK_DAYS + RECENT_DAYS - 1
+
+
+def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
+    """Compare the last 90 days' volume with the baseline's average 90 days."""
+    span = baseline_blocks(state, today)
+    if span is None:
+        return None
+    first, last = span
+    baseline = sum(b[2] for b in state.blocks if first <= b[0] <= last)
     if baseline <= 0:
         return None
+    span_days = (last - first + 1) * BLOCK_DAYS
     return volume_90 / (baseline * RECENT_DAYS / span_days)

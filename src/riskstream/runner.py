@@ -242,13 +242,15 @@ class PartitionRunner:
             state = self.store.get(customer_id)
             if state is None:
                 continue
-            outcome = self.engine.advance(state, now_s, self.model)
+            outcome = self.engine.advance(state, now_s, self.model, due_s)
             batch.take(state, outcome)
             self.store.put(state)
-            self._schedule(state)
+            self._schedule(state, outcome.next_due_s)
 
-    def _schedule(self, state: CustomerState) -> None:
-        due_s = self.engine.next_due(state)
+    def _schedule(self, state: CustomerState, due_s: int | None = None) -> None:
+        """Index the state's next crossing; ``due_s`` when it is already known."""
+        if due_s is None:
+            due_s = self.engine.next_due(state)
         if due_s is None:
             self._due.pop(state.customer_id, None)
             return

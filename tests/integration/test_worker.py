@@ -178,12 +178,6 @@ def without_model_outputs(state: CustomerState) -> CustomerState:
     return copy
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap: in about half of the runs on two cores, some customers' "
-    "states after a SIGKILL and restart differ from replay (orders and "
-    "invoices applied in another order or twice); under investigation",
-)
 def test_restart_after_kill_keeps_state_exact(
     worker_factory, kafka_bootstrap, topic_prefix, tmp_path
 ):

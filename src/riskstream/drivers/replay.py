@@ -146,17 +146,15 @@ def replay(
     for partition in sorted(mergers):
         model = result.models[partition] = LatePaymentModel()
         runner = PartitionRunner(partition, engine, store, model)
+        batch = Batch()
         for raw, source, parsed in mergers[partition].drain():
-            batch = Batch()
             runner.handle(raw, source, batch, parsed)
-            result.absorb(batch)
             done += 1
             if on_message is not None:
                 on_message(done)
         if until_s is not None:
-            batch = Batch()
             runner.advance_to(until_s, batch)
-            result.absorb(batch)
+        result.absorb(batch)
     result.scores = {
         customer: engine.assessment(state)
         for customer, state in sorted(result.rescored.items())
