@@ -10,6 +10,13 @@ each changed model and the partition checkpoint to the ``models`` table.
 Faust picks a table row's changelog partition, and its RocksDB partition, from
 the event being processed. In a batch that is the last event taken, so every
 write here runs with an event of the row's own partition set as current.
+
+The agent commits offsets itself, and Faust commits none: messages are never
+acknowledged to Faust. After each batch, once the outputs and table rows are
+in Kafka, the agent commits the offset after the last message the merge
+released from each partition. A restarted or newly assigned worker therefore
+reads every held or unfinished message again, and the per-customer offsets in
+the state skip what was already applied.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,9 +33,6 @@ from typing import Any
 import faust
 import orjson
 import structlog
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from faust.streams import _current_event
 from faust.types import TP, EventT
 from riskstream_agents import metrics
@@ -36,7 +41,6 @@ from riskstream.config import load_config
 from riskstream.engine import Engine
 from riskstream.errors import InvalidEvent
 from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, Event
-from riskstream.kafka_io import bootstrap_of
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
@@ -47,11 +51,11 @@ TOPIC_ALERTS = "risk.alerts"
 TOPIC_SCORES = "risk.scores"
 TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
-SEED_TIMEOUT_S = 30.0
-"""Maximum wait for Faust's recovery and a new partition's start offsets."""
 WAITING_LOG_INTERVAL_S = 30.0
-RESEEK_S = 2.0
-"""Shortest interval between two seeks of one rewound topic partition."""
+RESEEK_S = 1.0
+"""Shortest interval between two seeks of one topic partition."""
+GAP_ACCEPT_S = 10.0
+"""How long a gap in offsets must persist across seeks to count as real."""
 
 log = structlog.get_logger("riskstream.worker")
 
@@ -69,28 +73,39 @@ def current(event: EventT) -> Iterator[None]:
 class TableStore:
     """The runner's view of the ``customers`` table, with decoded states cached.
 
-    A cached state is the live object the runner mutates during a batch. The
-    agent writes it back at batch end and then clears the cache, so memory
-    keeps only the customers of one batch.
+    A cached state is the live object the runner mutates. The agent writes
+    changed states to the table at batch end and keeps them decoded, up to
+    ``capacity`` states per partition, least recently used out first, so the
+    next batch does not decode them again. Only the partition's owner writes
+    its rows, so a cached state is never older than its row.
     """
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, capacity: int) -> None:
         self.table = table
-        self.cache: dict[str, CustomerState] = {}
+        self.capacity = capacity
+        self.cache: OrderedDict[str, CustomerState] = OrderedDict()
 
     def get(self, customer_id: str) -> CustomerState | None:
         """Return the state of ``customer_id``, or None for a new customer."""
         state = self.cache.get(customer_id)
-        if state is None:
-            raw = self.table.get(customer_id)
-            if raw is None:
-                return None
-            state = self.cache[customer_id] = CustomerState.from_bytes(raw)
+        if state is not None:
+            self.cache.move_to_end(customer_id)
+            return state
+        raw = self.table.get(customer_id)
+        if raw is None:
+            return None
+        state = self.cache[customer_id] = CustomerState.from_bytes(raw)
         return state
 
     def put(self, state: CustomerState) -> None:
         """Keep ``state`` cached; the agent writes it to the table at batch end."""
         self.cache[state.customer_id] = state
+        self.cache.move_to_end(state.customer_id)
+
+    def trim(self) -> None:
+        """Drop the least recently used states beyond the capacity."""
+        while len(self.cache) > self.capacity:
+            self.cache.popitem(last=False)
 
 
 @dataclass
@@ -115,20 +130,25 @@ class Worker:
         """Latest level of each customer this worker scored, for the gauges."""
         self.mergers: dict[int, EventTimeMerger[tuple[EventT, float, Any]]] = {}
         self.next_offset: dict[TP, int] = {}
-        self.ticks: dict[int, tuple[EventT, dict[str, Any]]] = {}
+        self.ticks: dict[int, list[tuple[EventT, dict[str, Any]]]] = {}
         self.lock = asyncio.Lock()
-        self.skipped = 0
-        self.rewound: dict[TP, tuple[int, int]] = {}
-        """Per rewound topic partition: the seek target, and the offset from
-        which deliveries are stale until a message below it arrives."""
-        self.reseek: set[TP] = set()
-        self.sought_at: dict[TP, float] = {}
         self.released_to: dict[TP, int] = {}
         """Per input topic partition, the offset after the last released message."""
+        self.committed_to: dict[TP, int] = {}
+        self.skipped = 0
+        """Messages delivered twice within this process and skipped."""
+        self.stale = 0
+        """Messages of an earlier consumer generation or fetched during a
+        rebalance, dropped uncommitted."""
+        self.gap_drops = 0
+        """Messages above the expected offset, dropped uncommitted."""
+        self.gaps: dict[TP, tuple[int, float]] = {}
+        """Per topic partition with a gap: the expected offset, and since when."""
+        self.reseek: dict[TP, int] = {}
+        self.sought_at: dict[TP, float] = {}
         self.waiting: dict[int, tuple[str, int | None, int | None, float]] = {}
         """Per partition, the topic the merge waits for, as of the last release."""
         self._waiting_logged_at = 0.0
-        """Messages delivered again within this process and skipped."""
         self.input_names = [self.settings.topic(name) for name in INPUT_TOPICS_IN_ORDER]
 
     def runner_for(self, event: EventT) -> PartitionRunner:
@@ -137,7 +157,9 @@ class Worker:
         runner = self.runners.get(partition)
         if runner is not None:
             return runner
-        store = self.stores[partition] = TableStore(self.customers)
+        store = self.stores[partition] = TableStore(
+            self.customers, self.settings.state_cache_size
+        )
         with current(event):
             checkpoint = self.models.get(model_key(partition))
         model = (
@@ -171,163 +193,153 @@ class Worker:
         self.runners[partition] = runner
         return runner
 
-    def forget(self, partitions: set[int]) -> None:
+    async def forget(self, partitions: set[int]) -> None:
         """Drop runners and held messages of revoked partitions.
 
-        The next owner of a partition reads its held messages again from
-        the partition checkpoint.
+        Held messages were never committed, so the next owner of the
+        partition reads them again from the committed offset.
         """
-        for partition in partitions:
-            self.runners.pop(partition, None)
-            self.stores.pop(partition, None)
-            merger = self.mergers.pop(partition, None)
-            if merger is not None:
-                merger.clear()
-            for name in self.input_names:
-                self.next_offset.pop(TP(name, partition), None)
-                self.rewound.pop(TP(name, partition), None)
-                self.sought_at.pop(TP(name, partition), None)
-                self.released_to.pop(TP(name, partition), None)
-            self.ticks.pop(partition, None)
+        async with self.lock:
+            for partition in partitions:
+                self.runners.pop(partition, None)
+                self.stores.pop(partition, None)
+                merger = self.mergers.pop(partition, None)
+                if merger is not None:
+                    merger.clear()
+                for name in self.input_names:
+                    tp = TP(name, partition)
+                    for offsets in (
+                        self.next_offset,
+                        self.gaps,
+                        self.reseek,
+                        self.released_to,
+                        self.committed_to,
+                    ):
+                        offsets.pop(tp, None)
+                self.ticks.pop(partition, None)
 
     async def process(self, events: list[EventT]) -> Batch:
         """Queue one batch from Faust, then run what the merge releases.
 
-        Faust acknowledges every message as usual, so its committed offsets
-        may pass messages the merge still holds. The partition checkpoint
-        records where the released messages end instead, and a partition
-        that starts again reads from there (see :meth:`_start_partition`).
+        If anything fails, the partitions start again from the last commit:
+        their cached states may hold changes that were never written.
         """
         async with self.lock:
-            for event in events:
-                message = event.message
-                if message.topic == self.ticks_topic.get_topic_name():
-                    self.ticks[message.partition] = (event, orjson.loads(message.value))
-                    continue
-                if message.partition not in self.mergers:
-                    await self._start_partition(message.partition)
-                if not self._accept(message.tp, message.offset):
-                    continue
-                parsed = try_parse(message.value)
-                self.mergers[message.partition].push(
-                    message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
-                )
-            await self._repeat_rewinds()
-            return await self._release()
+            try:
+                return await self._process(events)
+            except BaseException:
+                self._restart_from_commit()
+                raise
 
-    async def _repeat_rewinds(self) -> None:
-        """Seek again the rewound partitions that still deliver stale messages."""
-        now = time.monotonic()
-        for tp in sorted(self.reseek):
-            if tp in self.rewound and now - self.sought_at.get(tp, 0.0) >= RESEEK_S:
-                await self.app.consumer.seek(tp, self.rewound[tp][0])
-                self.sought_at[tp] = now
-        self.reseek.clear()
+    def _restart_from_commit(self) -> None:
+        """Drop everything since the last commit, so it is read again."""
+        log.warning("partitions_restarted_from_commit", partitions=sorted(self.mergers))
+        for partition in list(self.mergers):
+            self.runners.pop(partition, None)
+            self.stores.pop(partition, None)
+            self.mergers.pop(partition).clear()
+        self.ticks.clear()
+        self.next_offset = dict(self.committed_to)
+        self.released_to = dict(self.committed_to)
+
+    async def _process(self, events: list[EventT]) -> Batch:
+        ticks_name = self.ticks_topic.get_topic_name()
+        generation = self.app.consumer_generation_id
+        ready = self.app.tables.recovery.completed.is_set() and not self.app.rebalancing
+        for event in events:
+            message = event.message
+            if not ready or message.generation_id != generation:
+                # Fetched before a rebalance, or before Faust's seek to the
+                # committed offsets and the end of table recovery. Nothing
+                # past the committed offset is done, so the partition's
+                # owner reads the message again.
+                self.stale += 1
+                continue
+            if message.topic == ticks_name:
+                self.ticks.setdefault(message.partition, []).append(
+                    (event, orjson.loads(message.value))
+                )
+                continue
+            merger = self.mergers.get(message.partition)
+            if merger is None:
+                merger = self.mergers[message.partition] = EventTimeMerger(
+                    self.input_names
+                )
+            if not self._accept(message.tp, message.offset):
+                continue
+            parsed = try_parse(message.value)
+            merger.push(
+                message.topic, (event, time.monotonic(), parsed), sort_time(parsed)
+            )
+        await self._seek_back()
+        return await self._release()
 
     def _accept(self, tp: TP, offset: int) -> bool:
-        """Tell whether a delivered message is new to the merge."""
-        rewind = self.rewound.get(tp)
-        if rewind is not None:
-            target, stale_from = rewind
-            if offset >= stale_from:
-                # Delivered before the rewind took effect. Faust's own seek to
-                # the committed offset can also land after ours, so the seek is
-                # repeated until a message from the target arrives.
-                self.reseek.add(tp)
-                return False
-            del self.rewound[tp]
+        """Tell whether a delivered message is the next one of its partition.
+
+        Every message must reach the merge once and in offset order, or a
+        customer's state would skip it for good. The first expected offset is
+        Faust's committed offset. A message below the expected offset was seen
+        already. A message above it means Faust delivered records fetched
+        before its seek to the committed offset: it is dropped unacknowledged,
+        and the partition is sought back to the expected offset. A gap that
+        persists across seeks for :data:`GAP_ACCEPT_S` is real (transaction
+        markers, or records deleted by retention) and is accepted.
+        """
         expected = self.next_offset.get(tp)
+        if expected is None:
+            expected = self.app.consumer._committed_offset.get(tp)
         if expected is not None and offset < expected:
             self.skipped += 1
             return False
+        if expected is not None and offset > expected:
+            now = time.monotonic()
+            first_seen = self.gaps.setdefault(tp, (expected, now))[1]
+            if self.gaps[tp][0] != expected:
+                self.gaps[tp] = (expected, now)
+                first_seen = now
+            if now - first_seen < GAP_ACCEPT_S:
+                self.reseek[tp] = expected
+                self.gap_drops += 1
+                return False
+            log.warning(
+                "offset_gap_accepted",
+                topic=tp.topic,
+                partition=tp.partition,
+                expected=expected,
+                offset=offset,
+            )
+        self.gaps.pop(tp, None)
         self.next_offset[tp] = offset + 1
         return True
 
-    async def _start_assigned(self) -> None:
-        """Start every assigned input partition that has not started yet.
-
-        A partition whose held messages were all committed by the previous
-        owner receives nothing new, so it must not wait for a first message
-        to be rewound to its checkpoint.
-        """
-        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
-            return
-        names = set(self.input_names)
-        for tp in sorted(self.app.consumer.assignment()):
-            if tp.topic in names and tp.partition not in self.mergers:
-                await self._start_partition(tp.partition)
-
-    async def _start_partition(self, partition: int) -> None:
-        """Set where reading of a newly assigned partition starts.
-
-        The partition checkpoint gives, per input topic, the offset after the
-        last message the merge released. Faust resumes at the group's
-        committed offset, which may be later: the messages between were held
-        when the previous owner stopped. Those topics are rewound to the
-        checkpoint, and messages already applied to a customer are skipped
-        by the runner. Topics without a checkpoint start at the committed or
-        earliest offset.
-        """
-        self.mergers[partition] = EventTimeMerger(self.input_names)
-        tps = [TP(name, partition) for name in self.input_names]
-        try:
-            async with asyncio.timeout(SEED_TIMEOUT_S):
-                # Faust resumes fetching before its own seek to the committed
-                # offsets and before the tables are complete, so the
-                # checkpoint is read, and a rewind issued, only after both.
-                await self.app.tables.recovery.completed.wait()
-                committed = await committed_offsets(self.settings, tps)
-                earliest = await self.app.consumer.earliest_offsets(*tps)
-        except (TimeoutError, KafkaError) as exc:
-            # NOTE: without its checkpoint the partition is not rewound, so
-            # messages the previous owner held and committed are skipped, and
-            # the merge waits merge_hold_s for topics without a known position.
-            log.error(
-                "partition_start_failed",
-                partition=partition,
-                error=repr(exc),
-                timeout_s=SEED_TIMEOUT_S,
+    async def _seek_back(self) -> None:
+        """Seek partitions with a gap back to their expected offset."""
+        now = time.monotonic()
+        for tp, offset in sorted(self.reseek.items()):
+            if now - self.sought_at.get(tp, 0.0) < RESEEK_S:
+                continue
+            self.sought_at[tp] = now
+            log.info(
+                "partition_sought_back",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=offset,
             )
-            return
-        released = self.checkpoint_positions(partition)
-        for tp in tps:
-            start = committed.get(tp, earliest[tp])
-            resume = released.get(tp.topic)
-            if resume is not None and resume < start:
-                await self.app.consumer.seek(tp, resume)
-                self.rewound[tp] = (resume, start)
-                self.sought_at[tp] = time.monotonic()
-                log.info(
-                    "partition_rewound",
-                    topic=tp.topic,
-                    partition=partition,
-                    committed=start,
-                    offset=resume,
-                )
-                start = resume
-            self.next_offset[tp] = start
-            self.released_to[tp] = start
-
-    def checkpoint_positions(self, partition: int) -> dict[str, int]:
-        """Read the released positions from the partition's checkpoint.
-
-        Without a current event, Faust's RocksDB store looks the key up in
-        every partition it holds; the key names its partition.
-        """
-        raw = self.models.get(position_key(partition))
-        return {} if raw is None else dict(orjson.loads(raw))
+            await self.app.consumer.seek(tp, offset)
+        self.reseek.clear()
 
     async def release_held(self) -> None:
         """Release what the hold time allows now; the flush timer calls this."""
         async with self.lock:
-            # A rewind whose seek was undone delivers nothing at all when the
-            # committed offset is already at the end, so the timer repeats it too.
-            await self._start_assigned()
-            self.reseek.update(self.rewound)
-            await self._repeat_rewinds()
-            if any(len(merger) for merger in self.mergers.values()) or self.ticks:
-                self.waiting.clear()
-                await self._release()
+            try:
+                await self._seek_back()
+                if any(len(merger) for merger in self.mergers.values()) or self.ticks:
+                    self.waiting.clear()
+                    await self._release()
+            except BaseException:
+                self._restart_from_commit()
+                raise
             self._report_waiting()
 
     def _report_waiting(self) -> None:
@@ -336,7 +348,7 @@ class Worker:
         if now - self._waiting_logged_at < WAITING_LOG_INTERVAL_S:
             return
         for partition, (topic, received, highwater, held_s) in self.waiting.items():
-            if held_s >= WAITING_LOG_INTERVAL_S:
+            if held_s >= WAITING_LOG_INTERVAL_S and partition in self.mergers:
                 self._waiting_logged_at = now
                 log.warning(
                     "merge_waiting",
@@ -362,9 +374,13 @@ class Worker:
                 last_event[partition] = event
                 self._run(event, parsed, batch, models_changed)
                 self.released_to[event.message.tp] = event.message.offset + 1
-        for partition, (event, tick) in self.ticks.items():
+        for partition, ticks in self.ticks.items():
             merger = self.mergers.get(partition)
             held = merger.oldest() if merger is not None else None
+            event, tick = ticks[-1]
+            released.extend(tick_event for tick_event, _ in ticks)
+            for tick_event, _ in ticks:
+                self.released_to[tick_event.message.tp] = tick_event.message.offset + 1
             until_s = int(tick["now_s"])
             if held is not None:
                 held_time = sort_time(held[2])
@@ -379,7 +395,11 @@ class Worker:
                     models_changed.add(partition)
         self.ticks.clear()
 
+        # Outputs first, then state: a crash between the two sends the
+        # outputs again after the restart, never state without its outputs.
         await self._publish(batch)
+        if batch.dirty or models_changed:
+            await self.app.producer.flush()
         for customer_id, state in batch.dirty.items():
             with current(last_event[state.partition]):
                 self.customers[customer_id] = state.to_bytes()
@@ -389,25 +409,35 @@ class Worker:
                     partition
                 ].model.to_bytes()
         for store in self.stores.values():
-            store.cache.clear()
+            store.trim()
         if released:
-            # The positions may only move on once the states they cover are
-            # in Kafka, or a crash could skip messages no state applied.
-            await self.app.producer.flush()
-            for partition, event in last_event.items():
-                positions = {
-                    name: self.released_to[TP(name, partition)]
-                    for name in self.input_names
-                    if TP(name, partition) in self.released_to
-                }
-                with current(event):
-                    self.models[position_key(partition)] = orjson.dumps(positions)
-            # Commit what was released, so the group's lag is the true backlog.
-            await self.app.consumer._commit(
-                {tp: offset for tp, offset in self.released_to.items()}
-            )
+            await self._flush_changelogs()
+            await self._commit()
         metrics.observe_batch(batch, len(released), time.perf_counter() - started)
         return batch
+
+    async def _commit(self) -> None:
+        """Commit the released positions that moved since the last commit."""
+        moved = {
+            tp: offset
+            for tp, offset in self.released_to.items()
+            if self.committed_to.get(tp) != offset
+        }
+        if moved:
+            await self.app.consumer._commit(moved)
+            self.committed_to.update(moved)
+
+    async def _flush_changelogs(self) -> None:
+        """Wait until every table write so far has reached Kafka.
+
+        Table writes wait in Faust's producer buffer, and ``Producer.flush``
+        gives up on that buffer after 0.1 s without progress, so the buffer
+        is drained here until empty before offsets are committed.
+        """
+        producer = self.app.producer
+        while producer.buffer.size:
+            await producer.buffer.flush()
+        await producer.flush()
 
     def _run(
         self,
@@ -434,7 +464,8 @@ class Worker:
 
         A topic is caught up when every message below its high watermark has
         reached the merge. Until the consumer has fetched the topic once, its
-        high watermark is unknown, and the merge waits for it at most
+        high watermark is unknown, and so is the start of a partition without
+        committed offsets; the merge then waits for the topic at most
         ``merge_hold_s``.
         """
         head = merger.oldest()
@@ -447,6 +478,11 @@ class Worker:
             except Exception:  # noqa: BLE001 - aiokafka raises IllegalStateError
                 highwater = None
             received = self.next_offset.get(tp)
+            if received is None:
+                # Nothing read yet: Faust resumes at the committed offset.
+                received = self.committed_to.get(tp)
+            if received is None:
+                received = self.app.consumer._committed_offset.get(tp)
             if received is not None and highwater is not None and highwater >= 0:
                 done = received >= highwater
             else:
@@ -458,55 +494,35 @@ class Worker:
         return caught_up
 
     async def _publish(self, batch: Batch) -> None:
+        # The producer directly, without Faust's channel and per-message
+        # bookkeeping; the flush before the commit covers these sends too.
+        send = self.app.producer.send
+        alerts = self.alerts_topic.get_topic_name()
+        scores = self.scores_topic.get_topic_name()
+        dead_letters = self.deadletter_topic.get_topic_name()
         for alert in batch.alerts:
-            await self.alerts_topic.send(
-                key=alert["customer_id"].encode(), value=orjson.dumps(alert)
-            )
+            key = alert["customer_id"].encode()
+            await send(alerts, key, orjson.dumps(alert), None, None, None)
             metrics.observe_alert(alert)
         for customer_id, state in batch.rescored.items():
             score = self.engine.assessment(state)
             self.levels[customer_id] = score["level"]
-            await self.scores_topic.send(
-                key=customer_id.encode(), value=orjson.dumps(score)
-            )
+            value = orjson.dumps(score)
+            await send(scores, customer_id.encode(), value, None, None, None)
         for record in batch.dead_letters:
-            key = record["source"]["key"]
-            await self.deadletter_topic.send(
-                key=None if key is None else key.encode(), value=orjson.dumps(record)
-            )
+            source = record["source"]
+            key = None if source["key"] is None else source["key"].encode()
+            await send(dead_letters, key, orjson.dumps(record), None, None, None)
             log.error(
                 "event_dead_lettered",
-                topic=record["source"]["topic"],
-                partition=record["source"]["partition"],
-                offset=record["source"]["offset"],
+                topic=source["topic"],
+                partition=source["partition"],
+                offset=source["offset"],
                 event_id=record["event_id"],
                 field=record["field"],
                 rule=record["rule"],
                 reason=record["reason"],
             )
-
-
-async def committed_offsets(settings: Settings, tps: list[TP]) -> dict[TP, int]:
-    """Return the worker group's committed offsets of ``tps``; absent if none."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
-    await admin.start()
-    try:
-        partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
-        found = await admin.list_consumer_group_offsets(
-            settings.app_id, partitions=partitions
-        )
-    finally:
-        await admin.close()
-    return {
-        TP(tp.topic, tp.partition): meta.offset
-        for tp, meta in found.items()
-        if meta.offset >= 0
-    }
-
-
-def position_key(partition: int) -> str:
-    """Return the ``models`` table key of a partition's released positions."""
-    return f"released_positions/{partition}"
 
 
 def model_key(partition: int) -> str:
@@ -531,15 +547,11 @@ def create_worker(settings: Settings) -> Worker:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
         processing_guarantee="at_least_once",
-        # Revoked partitions drop the messages their merge holds, and the next
-        # owner reads them again from the partition checkpoint.
+        # Messages are never acknowledged to Faust, so waiting for the stream
+        # to empty at a rebalance would never end, and Faust commits nothing.
+        # The agent commits what the merge released (see Worker._commit).
         stream_wait_empty=False,
-        # The agent commits the offsets the merge has released after each
-        # batch; Faust's own commits would also cover messages still held.
-        # Faust still commits what it acknowledged when partitions are revoked
-        # or the worker stops, and the partition checkpoint covers that.
-        broker_commit_interval=24 * 3600.0,
-        broker_commit_every=10**12,
+        broker_commit_livelock_soft_timeout=24 * 3600.0,
         table_cleanup_interval=3600.0,
         key_serializer="raw",
         value_serializer="raw",
@@ -597,7 +609,7 @@ def _register(worker: Worker) -> None:
 
     @app.agent(worker.input_topic, name="score")
     async def score(stream: Any) -> AsyncIterator[None]:
-        async for events in stream.take_events(
+        async for events in stream.noack_take(
             settings.batch_size, settings.batch_timeout_s
         ):
             await worker.process(list(events))
@@ -609,7 +621,7 @@ def _register(worker: Worker) -> None:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
-        worker.forget({tp.partition for tp in revoked})
+        await worker.forget({tp.partition for tp in revoked})
 
     if settings.clock == "wall":
 

@@ -73,6 +73,7 @@ from kafkabench import (
     WorkerProcess,
     bootstrap_of,
     broker,
+    core_loop,
     create_topics,
     end_offsets,
     input_partitions,
@@ -150,9 +151,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
 
     parser.add_argument(
+        "--core-batch-size",
+        type=int,
+        default=2000,
+        help="messages per batch of the core loop, as the worker's batch_size (2000)",
+    )
+    parser.add_argument(
         "--skip",
         action="append",
-        choices=["raw", "worker", "latency"],
+        choices=["raw", "core", "worker", "latency"],
         default=[],
         help="leave out a measurement; repeat the flag to leave out several",
     )
@@ -600,13 +607,18 @@ def pyspy_command(output: Path, fmt: str, duration_s: float) -> list[str]:
 async def run_all(args: argparse.Namespace, lines: list[bytes]) -> dict[str, Any]:
     token = secrets.token_hex(3)
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-bench-"))
-    runs: dict[str, list[dict[str, Any]]] = {"raw": [], "worker": [], "latency": []}
+    runs: dict[str, list[dict[str, Any]]] = {
+        "raw": [],
+        "core": [],
+        "worker": [],
+        "latency": [],
+    }
     profiles: dict[str, Any] = {}
     failures: list[dict[str, Any]] = []
     try:
         with broker(args.bootstrap) as (bootstrap, broker_pid):
             env = Bench(args, bootstrap, broker_pid, token, workdir)
-            if "raw" not in args.skip or "worker" not in args.skip:
+            if {"raw", "core", "worker"} - set(args.skip):
                 await env.attempts(
                     "throughput",
                     lambda attempt: throughput_repeat(env, attempt, lines, runs),
@@ -696,7 +708,7 @@ async def throughput_repeat(
     prefix = f"bench-{env.token}-t{index}-"
     log(f"throughput run {index + 1}/{args.repeats}, prefix {prefix}")
     settings = settings_for(env.bootstrap, prefix, args.partitions)
-    await create_topics(settings, extra=[f"{prefix}raw.out"])
+    await create_topics(settings, extra=[f"{prefix}raw.out", f"{prefix}core.changelog"])
     produced = await produce(settings, lines)
     log(f"  produced {produced['events']} in {produced['seconds']:.1f} s")
     raw: dict[str, Any] | None = None
@@ -711,6 +723,19 @@ async def throughput_repeat(
             f"  raw loop: {raw['events_per_s']:.0f} events/s, other processes "
             f"used {raw['other_processes_cores']:.2f} cores"
         )
+    core: dict[str, Any] | None = None
+    if "core" not in args.skip:
+        await env.quiet()
+        contention = Contention([] if env.broker_pid is None else [env.broker_pid])
+        core = await core_loop(
+            env.bootstrap, prefix, len(lines), args.run_timeout, args.core_batch_size
+        )
+        core["other_processes_cores"] = contention.other_cores()
+        log(
+            f"  core loop: {core['events_per_s']:.0f} events/s, "
+            f"{core['alerts']} alerts, other processes used "
+            f"{core['other_processes_cores']:.2f} cores"
+        )
     if "worker" not in args.skip:
         await env.quiet()
         result = await worker_throughput(
@@ -724,6 +749,8 @@ async def throughput_repeat(
         )
     if raw is not None:
         runs["raw"].append(raw)
+    if core is not None:
+        runs["core"].append(core)
     if result is not None:
         runs["worker"].append(result)
 
@@ -839,6 +866,19 @@ def summarise(
             "measured": ratio,
             "met": ratio >= BUDGET_WORKER_TO_RAW,
         }
+    if runs["core"]:
+        summary["core_events_per_s"] = spread([r["events_per_s"] for r in runs["core"]])
+        summary["core_alerts"] = [r["alerts"] for r in runs["core"]]
+    if runs["core"] and runs["worker"]:
+        ratio = (
+            summary["worker_events_per_s"]["median"]
+            / summary["core_events_per_s"]["median"]
+        )
+        summary["worker_to_core"] = ratio
+        summary["worker_to_core_per_repeat"] = [
+            w["events_per_s"] / c["events_per_s"]
+            for w, c in zip(runs["worker"], runs["core"], strict=True)
+        ]
     rates = sorted({r["target_rate"] for r in runs["latency"]}, reverse=True)
     summary["latency_by_rate"] = {}
     for rate in rates:
@@ -869,6 +909,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     print()
     for key in (
         "raw_events_per_s",
+        "core_events_per_s",
         "worker_events_per_s",
         "worker_events_per_s_to_last_output",
         "worker_startup_seconds",
@@ -886,6 +927,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(
             f"worker/raw ratio (medians): {summary['worker_to_raw']:.3f}; budget "
             f">= {budget['budget']:.3f}: {'met' if budget['met'] else 'MISSED'}"
+        )
+    if "worker_to_core" in summary:
+        print(
+            f"worker/core loop ratio (medians): {summary['worker_to_core']:.3f}, "
+            "the share of the same work's rate that Faust keeps"
         )
     if "worker_alerts" in summary:
         print(

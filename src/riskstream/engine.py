@@ -104,7 +104,7 @@ class Engine:
         if "overdue_amount" in read:
             self._due_offsets = sorted({1, *self._due_offsets})
         self._count_checks = [
-            (attr, window, _checks(config, signal))
+            (attr, window, _count_limits(_checks(config, signal)))
             for signal, (attr, window) in COUNT_WINDOWS.items()
             if signal in read
         ]
@@ -410,8 +410,11 @@ class Engine:
                         best = min(best, at)
                         break
         today = clock // DAY_S
-        for attr, window, checks in self._count_checks:
-            at = _count_flip(getattr(state, attr), today - window, checks)
+        for attr, window, limits in self._count_checks:
+            days = getattr(state, attr)
+            if not days:
+                continue
+            at = _count_flip(days, today - window, limits)
             if at is not None:
                 at = (at + window) * DAY_S
                 if clock < at < best:
@@ -663,38 +666,39 @@ def _checks(config: ScoringConfig, signal: str) -> list[Check]:
     return [(r.op == ">=", r.threshold) for r in config.rules if r.signal == signal]
 
 
-def _holds(value: float, checks: list[Check]) -> list[bool]:
+def _count_limits(checks: list[Check]) -> list[int]:
+    """Turn rules on a count into how many leaving days change each outcome.
+
+    A ``>=`` rule holding at a count ``n`` stops holding once ``n - ceil(t) + 1``
+    days have left; a ``<=`` rule not holding starts to once
+    ``n - floor(t)`` have. Each entry is that count's offset from ``n``:
+    ``ceil(t)`` or ``floor(t) + 1``. Entries below 1 can never change.
+    """
     return [
-        value >= limit if at_least else value <= limit for at_least, limit in checks
+        math.ceil(limit) if at_least else math.floor(limit) + 1
+        for at_least, limit in checks
     ]
 
 
-def _count_flip(days: list[int], before: int, checks: list[Check]) -> int | None:
+def _count_flip(days: list[int], before: int, limits: list[int]) -> int | None:
     """Return the day whose leaving the window changes a rule on its count.
 
     ``days`` is sorted; days after ``before`` are inside the window. Leaving
     days only lower the count, so for each rule the first change is known.
 
-    >>> _count_flip([3, 5, 9], 0, [(True, 2.0)])
+    >>> _count_flip([3, 5, 9], 0, _count_limits([(True, 2.0)]))
     5
-    >>> _count_flip([3, 5, 9], 0, [(True, 4.0)]) is None
+    >>> _count_flip([3, 5, 9], 0, _count_limits([(True, 4.0)])) is None
     True
     """
     start = bisect.bisect_right(days, before)
     inside = len(days) - start
     first: int | None = None
-    for at_least, limit in checks:
-        if at_least:
-            # True while the count is at least ceil(limit).
-            needed = math.ceil(limit)
-            leaving = inside - needed if needed >= 1 and inside >= needed else None
-        else:
-            # False while the count is above floor(limit).
-            allowed = math.floor(limit)
-            leaving = inside - allowed - 1 if 0 <= allowed < inside else None
-        if leaving is not None:
-            day = days[start + leaving]
-            first = day if first is None else min(first, day)
+    for limit in limits:
+        if 1 <= limit <= inside:
+            day = days[start + inside - limit]
+            if first is None or day < first:
+                first = day
     return first
 
 
@@ -708,18 +712,34 @@ def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | 
     if span is None:
         return None
     first, last = span
-    baseline = sum(b[2] for b in state.blocks if first <= b[0] <= last)
+    baseline = 0
+    for block in state.blocks:
+        if first <= block[0] <= last:
+            baseline += block[2]
     if baseline <= 0:
         return None
     expected = baseline * RECENT_DAYS / ((last - first + 1) * BLOCK_DAYS)
-    inside = [bucket for bucket in state.days if bucket[0] > today - RECENT_DAYS]
-    volume = sum(bucket[2] for bucket in inside)
-    now = _holds(volume / expected, checks)
-    for bucket in inside:
-        volume -= bucket[2]
-        if _holds(volume / expected, checks) != now:
-            return bucket[0]
-    return None
+    cutoff = today - RECENT_DAYS
+    total = 0
+    for bucket in state.days:
+        if bucket[0] > cutoff:
+            total += bucket[2]
+    found: int | None = None
+    for at_least, limit in checks:
+        ratio = total / expected
+        holds = ratio >= limit if at_least else ratio <= limit
+        volume = total
+        for bucket in state.days:
+            if bucket[0] <= cutoff:
+                continue
+            if found is not None and bucket[0] >= found:
+                break
+            volume -= bucket[2]
+            ratio = volume / expected
+            if (ratio >= limit if at_least else ratio <= limit) != holds:
+                found = bucket[0]
+                break
+    return found
 
 
 def _offsets(days: list[float]) -> list[int]:

@@ -30,8 +30,19 @@ class Settings(BaseSettings):
         "(live) or only event time (backfills, replay comparisons)",
     )
     tick_interval_s: float = Field(5.0, gt=0, description="wall-clock tick period")
-    batch_size: int = Field(500, ge=1, description="events per processing batch")
+    batch_size: int = Field(
+        2000,
+        ge=1,
+        description="maximum events per processing batch; each changed customer "
+        "is scored and written once per batch",
+    )
     batch_timeout_s: float = Field(0.2, gt=0, description="max wait to fill a batch")
+    state_cache_size: int = Field(
+        20_000,
+        ge=0,
+        description="decoded customer states kept in memory per partition "
+        "between batches",
+    )
     merge_hold_s: float = Field(
         1.0,
         gt=0,
