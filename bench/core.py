@@ -66,6 +66,7 @@ BUDGET_CORE_US = 50.0
 BUDGET_STATE_BYTES = 2048
 """Project budget: encoded state per customer with a year of history."""
 
+HANDLE_BATCH = 2000
 Message = tuple[bytes, Source, Any]
 
 
@@ -154,14 +155,20 @@ def run_parse(lines: list[bytes]) -> None:
 
 
 def run_handle(ordered: dict[int, list[Message]], config: ScoringConfig) -> None:
-    """Run the runners alone, from empty states and models."""
+    """Run the runners alone, from empty states and models.
+
+    Messages go in batches of :data:`HANDLE_BATCH`, the worker's default
+    ``batch_size``.
+    """
     engine = Engine(config)
     store = MemoryStore()
     for partition, messages in ordered.items():
         runner = PartitionRunner(partition, engine, store, LatePaymentModel())
         handle = runner.handle
-        for raw, source, parsed in messages:
-            handle(raw, source, Batch(), parsed)
+        for start in range(0, len(messages), HANDLE_BATCH):
+            batch = Batch()
+            for raw, source, parsed in messages[start : start + HANDLE_BATCH]:
+                handle(raw, source, batch, parsed)
 
 
 def run_assessment(states: list[CustomerState], engine: Engine) -> None:
@@ -308,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = simulated_lines(args.customers, args.days, args.seed)
     log(f"{len(lines)} events")
     ordered = merged_partitions(lines, args.partitions)
+    # The input stays alive for the whole run, as in replay, which moves it
+    # out of the collector's reach in the same way.
+    gc.freeze()
 
     quiet = (args.quiet_cores, args.quiet_timeout) if args.quiet_timeout > 0 else None
     measure = functools.partial(repeat, quiet=quiet)

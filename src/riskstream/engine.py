@@ -503,22 +503,28 @@ class Engine:
             if value is not None:
                 signals[name] = value / scale
         firing = []
+        names = []
+        score = 0
         for rule, signal, at_least, threshold in self._checks:
             value = signals[signal]
             if value is not None and (
                 value >= threshold if at_least else value <= threshold
             ):
                 firing.append(rule)
+                names.append(rule.name)
+                score += rule.points
         probability = _model_probability(state)
-        score = sum(rule.points for rule in firing)
         if probability >= 0:
             score += self.config.model.points * probability
         score = round(min(100.0, score), 1)
         level = self.config.levels.level_for(score)
 
         previous_score, previous_level = state.score, state.level
-        names = [rule.name for rule in firing]
-        new_rules = [rule for rule in firing if rule.name not in state.firing]
+        new_rules = (
+            []
+            if names == state.firing
+            else [rule for rule in firing if rule.name not in state.firing]
+        )
         rose = SEVERITY_ORDER[level] > SEVERITY_ORDER[previous_level]
         state.score, state.level, state.firing = score, level, names
 
@@ -749,14 +755,11 @@ def _offsets(days: list[float]) -> list[int]:
 
 def _model_probability(state: CustomerState) -> float:
     """Return the highest late-payment probability of an open invoice, or -1."""
-    return max(
-        (
-            invoice.probability
-            for invoice in state.invoices.values()
-            if invoice.outstanding > 0
-        ),
-        default=-1.0,
-    )
+    highest = -1.0
+    for invoice in state.invoices.values():
+        if invoice.outstanding > 0 and invoice.probability > highest:
+            highest = invoice.probability
+    return highest
 
 
 def _reason(rule: Rule, value: float | None) -> dict[str, Any]:

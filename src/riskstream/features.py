@@ -20,26 +20,29 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
     30-day window covers today and the 29 days before it.
     """
     today = now_s // DAY_S
-    days_past_due = 0
-    overdue = 0
-    owed = 0
+    days_past_due = overdue = owed = 0
     for invoice in state.invoices.values():
-        owed += invoice.outstanding
-        if invoice.outstanding > 0 and invoice.due_s < now_s:
-            overdue += invoice.outstanding
-            days_past_due = max(days_past_due, (now_s - invoice.due_s) // DAY_S)
-    exposure = owed + sum(order[0] for order in state.open_orders.values())
-    exposure -= state.credit
-    utilisation = None
-    if state.credit_limit:
-        utilisation = exposure / state.credit_limit
+        outstanding = invoice.outstanding
+        owed += outstanding
+        if outstanding > 0 and invoice.due_s < now_s:
+            overdue += outstanding
+            late = (now_s - invoice.due_s) // DAY_S
+            if late > days_past_due:
+                days_past_due = late
+    exposure = owed - state.credit
+    for order in state.open_orders.values():
+        exposure += order[0]
+    limit = state.credit_limit
+    utilisation = exposure / limit if limit else None
 
     volume_30 = orders_30 = volume_90 = orders_90 = 0
+    start_90 = today - RECENT_DAYS
+    start_30 = today - 30
     for day, count, amount in state.days:
-        if day > today - RECENT_DAYS:
+        if day > start_90:
             volume_90 += amount
             orders_90 += count
-            if day > today - 30:
+            if day > start_30:
                 volume_30 += amount
                 orders_30 += count
 
@@ -50,13 +53,14 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
             mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
             gap_ratio = since_last / mean_gap
 
+    start_90 = today - 90
     return {
         "days_past_due": float(days_past_due),
         "overdue_amount": float(overdue),
-        "late_payments_90d": float(_count_since(state.late_days, today - 90)),
+        "late_payments_90d": float(_count_since(state.late_days, start_90)),
         "late_payments_365d": float(len(state.late_days)),
-        "partial_payments_90d": float(_count_since(state.partial_days, today - 90)),
-        "failed_payments_90d": float(_count_since(state.failed_days, today - 90)),
+        "partial_payments_90d": float(_count_since(state.partial_days, start_90)),
+        "failed_payments_90d": float(_count_since(state.failed_days, start_90)),
         "utilisation": utilisation,
         "exposure": float(exposure),
         "volume_30d": float(volume_30),
@@ -72,6 +76,8 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
 
 def _count_since(days: list[int], after_day: int) -> int:
     """Count the days of a sorted list that are later than ``after_day``."""
+    if not days:
+        return 0
     return len(days) - bisect.bisect_right(days, after_day)
 
 
@@ -110,7 +116,10 @@ def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | N
     if span is None:
         return None
     first, last = span
-    baseline = sum(b[2] for b in state.blocks if first <= b[0] <= last)
+    baseline = 0
+    for block in state.blocks:
+        if first <= block[0] <= last:
+            baseline += block[2]
     if baseline <= 0:
         return None
     span_days = (last - first + 1) * BLOCK_DAYS

@@ -7,11 +7,13 @@ customer's single currency, so sums are exact.
 Purchase history is kept in daily buckets for the last 90 days and in 30-day
 blocks for the 360 days before that. Older history is dropped. Late, partial
 and failed payments are kept as day numbers for 365 days. Event ids are kept
-as 56-bit hashes of the last :data:`RECENT_IDS` events for deduplication.
+as 7-byte hashes of the last :data:`RECENT_IDS` events for deduplication, one
+``bytes`` value written as base64.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,18 +27,37 @@ HISTORY_DAYS = 450
 EVENT_WINDOW_DAYS = 365
 RECENT_IDS = 64
 RECENT_PAYMENT_IDS = 32
+DIGEST_BYTES = 7
 MAX_UNAPPLIED = 32
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
-def id_hash(value: str) -> int:
-    """Hash an identifier to 56 bits, stable across processes and machines.
+def id_digest(value: str) -> bytes:
+    """Hash an identifier to 7 bytes, stable across processes and machines.
 
-    >>> id_hash("e1") == id_hash("e1") and id_hash("e1") != id_hash("e2")
+    >>> id_digest("e1") == id_digest("e1") and id_digest("e1") != id_digest("e2")
     True
     """
-    digest = hashlib.blake2b(value.encode(), digest_size=7).digest()
-    return int.from_bytes(digest, "big")
+    return hashlib.blake2b(value.encode(), digest_size=DIGEST_BYTES).digest()
+
+
+def digest_index(digests: bytes, digest: bytes) -> int:
+    """Return the position of ``digest`` in a run of digests, or -1.
+
+    >>> digest_index(b"abcdefg" + b"hijklmn", b"hijklmn")
+    7
+    >>> digest_index(b"xabcdefghijklm", b"abcdefg")
+    -1
+    """
+    index = digests.find(digest)
+    while index != -1 and index % DIGEST_BYTES:
+        index = digests.find(digest, index + 1)
+    return index
+
+
+def remember(digests: bytes, digest: bytes, keep: int) -> bytes:
+    """Append ``digest`` and keep the last ``keep`` digests."""
+    return (digests + digest)[-keep * DIGEST_BYTES :]
 
 
 @dataclass(slots=True)
@@ -107,8 +128,10 @@ class CustomerState:
     failed_days: list[int] = field(default_factory=list)
     avg_days_to_pay: float | None = None
     paid_count: int = 0
-    recent_ids: list[int] = field(default_factory=list)
-    payment_ids: list[int] = field(default_factory=list)
+    recent_ids: bytes = b""
+    """Digests of the last :data:`RECENT_IDS` event ids, oldest first."""
+    payment_ids: bytes = b""
+    """Digests of the last :data:`RECENT_PAYMENT_IDS` payment ids."""
     score: float = 0.0
     level: str = "low"
     firing: list[str] = field(default_factory=list)
@@ -120,26 +143,25 @@ class CustomerState:
 
     def seen(self, event_id: str) -> bool:
         """Record ``event_id`` and tell whether it was already recorded."""
-        digest = id_hash(event_id)
-        if digest in self.recent_ids:
+        digest = id_digest(event_id)
+        if digest_index(self.recent_ids, digest) >= 0:
             return True
-        self.recent_ids.append(digest)
-        del self.recent_ids[:-RECENT_IDS]
+        self.recent_ids = remember(self.recent_ids, digest, RECENT_IDS)
         return False
 
     def forget(self, event_id: str) -> None:
         """Remove ``event_id`` from the recorded ids."""
-        digest = id_hash(event_id)
-        if digest in self.recent_ids:
-            self.recent_ids.remove(digest)
+        index = digest_index(self.recent_ids, id_digest(event_id))
+        if index >= 0:
+            ids = self.recent_ids
+            self.recent_ids = ids[:index] + ids[index + DIGEST_BYTES :]
 
     def payment_seen(self, payment_id: str) -> bool:
         """Record ``payment_id`` and tell whether it was already recorded."""
-        digest = id_hash(payment_id)
-        if digest in self.payment_ids:
+        digest = id_digest(payment_id)
+        if digest_index(self.payment_ids, digest) >= 0:
             return True
-        self.payment_ids.append(digest)
-        del self.payment_ids[:-RECENT_PAYMENT_IDS]
+        self.payment_ids = remember(self.payment_ids, digest, RECENT_PAYMENT_IDS)
         return False
 
     def add_purchase(self, at_s: int, amount: int, count: int = 1) -> None:
@@ -197,8 +219,8 @@ class CustomerState:
                 self.failed_days,
                 self.avg_days_to_pay,
                 self.paid_count,
-                self.recent_ids,
-                self.payment_ids,
+                base64.b64encode(self.recent_ids).decode("ascii"),
+                base64.b64encode(self.payment_ids).decode("ascii"),
                 self.score,
                 self.level,
                 self.firing,
@@ -211,7 +233,16 @@ class CustomerState:
     def from_bytes(cls, raw: bytes) -> CustomerState:
         """Decode from :meth:`to_bytes`."""
         row = orjson.loads(raw)
-        if row[0] != FORMAT_VERSION:
+        if row[0] == 2:
+            # Version 2 kept the digests as lists of integers.
+            for index in (23, 24):
+                row[index] = b"".join(
+                    value.to_bytes(DIGEST_BYTES, "big") for value in row[index]
+                )
+        elif row[0] == FORMAT_VERSION:
+            row[23] = base64.b64decode(row[23])
+            row[24] = base64.b64decode(row[24])
+        else:
             raise ValueError(f"state format {row[0]} is not {FORMAT_VERSION}")
         state = cls(*row[1:])
         state.invoices = {

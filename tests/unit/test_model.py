@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from riskstream.model import FEATURES, LatePaymentModel
+from riskstream.model import FEATURES, BinnedRocAuc, LatePaymentModel
 
 PROBES = [
     [0.0] * len(FEATURES),
@@ -92,3 +92,37 @@ def test_checkpoint_rejects_other_type():
 
     with pytest.raises(TypeError, match="dict"):
         LatePaymentModel.from_bytes(raw)
+
+
+def test_auc_ranks_late_above_paid():
+    auc = BinnedRocAuc()
+    for late, predicted in [(True, 0.8), (True, 0.6), (False, 0.2), (False, 0.7)]:
+        auc.update(late, predicted)
+
+    assert auc.get() == 0.75
+
+
+def test_auc_counts_tie_half():
+    auc = BinnedRocAuc()
+    auc.update(True, 0.5)
+    auc.update(False, 0.501)
+
+    assert auc.get() == 0.5
+
+
+def test_auc_zero_without_both_outcomes():
+    auc = BinnedRocAuc()
+    auc.update(True, 0.9)
+
+    assert auc.get() == 0.0
+
+
+def test_version_1_checkpoint_gets_new_auc():
+    model = LatePaymentModel()
+    train(model)
+    model.roc_auc = {"river": "ROCAUC"}
+
+    restored = LatePaymentModel.from_bytes(pickle.dumps(model))
+
+    assert isinstance(restored.roc_auc, BinnedRocAuc)
+    assert restored.updates == model.updates

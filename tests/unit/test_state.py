@@ -17,7 +17,9 @@ from riskstream.state import (
     RECENT_PAYMENT_IDS,
     CustomerState,
     Invoice,
-    id_hash,
+    DIGEST_BYTES,
+    digest_index,
+    id_digest,
 )
 
 TODAY = 1019
@@ -190,8 +192,8 @@ def test_seen_caps_recent_ids():
     for number in range(RECENT_IDS + 1):
         state.seen(f"evt-{number}")
 
-    assert len(state.recent_ids) == RECENT_IDS
-    assert id_hash("evt-0") not in state.recent_ids
+    assert len(state.recent_ids) == RECENT_IDS * DIGEST_BYTES
+    assert digest_index(state.recent_ids, id_digest("evt-0")) == -1
     assert state.seen(f"evt-{RECENT_IDS}") is True
     assert state.seen("evt-1") is True
 
@@ -286,7 +288,7 @@ def test_add_purchase_picks_bucket(day, days, blocks):
 )
 def test_simulated_history_stays_bounded(engine, model, days, seed):
     # NOTE: the serialized size is not asserted. One year of SIM-000000 with
-    # seed 0 encodes to 2148 bytes, 1555 of them the event and payment id hashes.
+    # seed 0 encodes to 1424 bytes, 820 of them the event and payment id digests.
     orders = list(synthetic_orders(1, days=days, seed=seed))
     state = CustomerState(orders[0].customer_id)
     rejections = []
@@ -298,8 +300,8 @@ def test_simulated_history_stays_bounded(engine, model, days, seed):
 
     today = state.clock_s // DAY_S
     assert rejections == []
-    assert len(state.recent_ids) == RECENT_IDS
-    assert len(state.payment_ids) <= RECENT_PAYMENT_IDS
+    assert len(state.recent_ids) == RECENT_IDS * DIGEST_BYTES
+    assert len(state.payment_ids) <= RECENT_PAYMENT_IDS * DIGEST_BYTES
     assert all(day > today - RECENT_DAYS for day, _, _ in state.days)
     assert all(
         block > (today - HISTORY_DAYS) // BLOCK_DAYS for block, _, _ in state.blocks
@@ -307,3 +309,27 @@ def test_simulated_history_stays_bounded(engine, model, days, seed):
     assert len(state.blocks) <= HISTORY_DAYS // BLOCK_DAYS
     assert all(day > today - EVENT_WINDOW_DAYS for day in state.late_days)
     assert all(day > today - EVENT_WINDOW_DAYS for day in state.failed_days)
+
+
+def test_version_2_state_loads():
+    state = CustomerState("c1")
+    state.seen("evt-1")
+    state.payment_seen("pay-1")
+    row = orjson.loads(state.to_bytes())
+    row[0] = 2
+    row[23] = [int.from_bytes(id_digest("evt-1"), "big")]
+    row[24] = [int.from_bytes(id_digest("pay-1"), "big")]
+
+    restored = CustomerState.from_bytes(orjson.dumps(row))
+
+    assert restored.recent_ids == state.recent_ids
+    assert restored.payment_ids == state.payment_ids
+    assert restored.seen("evt-1") is True
+    assert restored.payment_seen("pay-1") is True
+
+
+def test_digest_found_only_aligned():
+    digests = b"x" + id_digest("evt-1")[:-1] + id_digest("evt-2")
+
+    assert digest_index(digests, id_digest("evt-2")) == DIGEST_BYTES
+    assert digest_index(digests[1:], id_digest("evt-1")[:-1] + b"!") == -1

@@ -8,6 +8,7 @@ that many partitions (with ``clock = event``).
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -94,6 +95,10 @@ def _count(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(Counter(str(row[key]) for row in rows).items()))
 
 
+FREEZE_EVERY = 20_000
+"""Messages loaded between two moves of the loaded ones out of the collector."""
+
+
 def read_lines(path: Path) -> Iterator[bytes]:
     """Yield the non-blank lines of a JSONL file as bytes."""
     with path.open("rb") as handle:
@@ -124,23 +129,55 @@ def replay(
     store = MemoryStore()
     result = ReplayResult(states=store)
     mergers: dict[int, EventTimeMerger[tuple[bytes, Source, Any]]] = {}
-    offsets: Counter[tuple[str, int]] = Counter()
+    offsets: dict[tuple[str, int], int] = {}
+    partition_of: dict[bytes, int] = {}
     for number, raw in enumerate(lines):
         parsed = try_parse(raw)
         if isinstance(parsed, InvalidEvent):
             topic, key = route(raw)
         else:
             topic, key = TOPIC_FOR_TYPE[parsed.type], parsed.customer_id.encode()
-        partition = 0 if key is None else partition_for(key.decode(), partitions)
+        if key is None:
+            partition = 0
+        else:
+            partition = partition_of.get(key, -1)
+            if partition < 0:
+                partition = partition_of[key] = partition_for(key.decode(), partitions)
         merger = mergers.get(partition)
         if merger is None:
             merger = mergers[partition] = EventTimeMerger(INPUT_TOPICS_IN_ORDER)
         # The offset Kafka gives the message when ``riskstream produce`` sends
         # the file: per topic partition, in file order.
-        source = Source(topic, partition, offsets[(topic, partition)], key)
-        offsets[(topic, partition)] += 1
+        offset = offsets.get((topic, partition), 0)
+        offsets[(topic, partition)] = offset + 1
+        source = Source(topic, partition, offset, key)
         merger.push(topic, (raw, source, parsed), sort_time(parsed))
         result.messages = number + 1
+        if number % FREEZE_EVERY == 0:
+            # The queued messages live until the end; moving them out of the
+            # collector's reach saves it from walking them again and again.
+            gc.freeze()
+
+    gc.freeze()
+    try:
+        _run_partitions(result, engine, store, mergers, on_message, until_s)
+    finally:
+        gc.unfreeze()
+    result.scores = {
+        customer: engine.assessment(state)
+        for customer, state in sorted(result.rescored.items())
+    }
+    return result
+
+
+def _run_partitions(
+    result: ReplayResult,
+    engine: Engine,
+    store: MemoryStore,
+    mergers: dict[int, EventTimeMerger[tuple[bytes, Source, Any]]],
+    on_message: Callable[[int], None] | None,
+    until_s: int | None,
+) -> None:
 
     done = 0
     for partition in sorted(mergers):
@@ -155,11 +192,6 @@ def replay(
         if until_s is not None:
             runner.advance_to(until_s, batch)
         result.absorb(batch)
-    result.scores = {
-        customer: engine.assessment(state)
-        for customer, state in sorted(result.rescored.items())
-    }
-    return result
 
 
 def write_outputs(result: ReplayResult, out_dir: Path) -> dict[str, Path]:
