@@ -41,6 +41,7 @@ from riskstream.config import load_config
 from riskstream.engine import Engine
 from riskstream.errors import InvalidEvent
 from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, Event
+from riskstream.kafka_io import Rows, send_batches
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
@@ -494,21 +495,28 @@ class Worker:
         return caught_up
 
     async def _publish(self, batch: Batch) -> None:
-        # The producer directly, without Faust's channel and per-message
-        # bookkeeping; the flush before the commit covers these sends too.
-        send = self.app.producer.send
-        alerts = self.alerts_topic.get_topic_name()
-        scores = self.scores_topic.get_topic_name()
-        dead_letters = self.deadletter_topic.get_topic_name()
+        # Alerts and scores are keyed by customer, and each customer's rows go
+        # to the partition of its input, so they are sent in one record batch
+        # per partition. The flush before the commit covers these sends too.
+        alerts: Rows = {}
         for alert in batch.alerts:
-            key = alert["customer_id"].encode()
-            await send(alerts, key, orjson.dumps(alert), None, None, None)
+            state = batch.dirty[alert["customer_id"]]
+            alerts.setdefault(state.partition, []).append(
+                (alert["customer_id"].encode(), orjson.dumps(alert))
+            )
             metrics.observe_alert(alert)
+        producer = self.app.producer._ensure_producer()
+        await send_batches(producer, self.alerts_topic.get_topic_name(), alerts)
+        scores: Rows = {}
         for customer_id, state in batch.rescored.items():
             score = self.engine.assessment(state)
             self.levels[customer_id] = score["level"]
-            value = orjson.dumps(score)
-            await send(scores, customer_id.encode(), value, None, None, None)
+            scores.setdefault(state.partition, []).append(
+                (customer_id.encode(), orjson.dumps(score))
+            )
+        await send_batches(producer, self.scores_topic.get_topic_name(), scores)
+        send = self.app.producer.send
+        dead_letters = self.deadletter_topic.get_topic_name()
         for record in batch.dead_letters:
             source = record["source"]
             key = None if source["key"] is None else source["key"].encode()

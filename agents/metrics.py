@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from riskstream_agents.app import Worker
 
 EVENTS = Counter(
-    "riskstream_events_consumed_total", "Valid events consumed", ["topic", "type"]
+    "riskstream_events_consumed_total",
+    "Decoded events consumed, including those rejected by a rule later",
+    ["topic", "type"],
 )
 INVALID = Counter(
     "riskstream_events_invalid_total", "Events sent to the dead-letter topic", ["rule"]

@@ -32,7 +32,7 @@ from riskstream.config import load_config
 from riskstream.drivers.replay import MemoryStore
 from riskstream.engine import Engine
 from riskstream.events import route
-from riskstream.kafka_io import INPUT_TOPICS, ensure_topics
+from riskstream.kafka_io import INPUT_TOPICS, Rows, ensure_topics, send_batches
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
@@ -370,7 +370,8 @@ async def core_loop(
 ) -> dict[str, Any]:
     """Run the worker's work on a plain aiokafka loop, without Faust.
 
-    It takes the same steps as the worker, on the same input. Each partition
+    It takes the same steps as the worker, on the same input, and writes to
+    topics of its own (``core.*``), so the worker's outputs stay apart. Each partition
     has the event-time merge and a :class:`PartitionRunner` on in-memory
     states. Each batch of up to ``batch_size`` messages sends the alerts, one
     score per rescored customer and the dead letters. It then sends one
@@ -444,19 +445,22 @@ async def core_loop(
                             record.offset + 1
                         )
                         seen += 1
+                alerts: Rows = {}
                 for alert in batch.alerts:
-                    key = alert["customer_id"].encode()
-                    await producer.send(
-                        f"{prefix}risk.alerts", orjson.dumps(alert), key=key
+                    state = batch.dirty[alert["customer_id"]]
+                    alerts.setdefault(state.partition, []).append(
+                        (alert["customer_id"].encode(), orjson.dumps(alert))
                     )
+                await send_batches(producer, f"{prefix}core.alerts", alerts)
+                scores: Rows = {}
                 for customer_id, state in batch.rescored.items():
-                    value = orjson.dumps(engine.assessment(state))
-                    await producer.send(
-                        f"{prefix}risk.scores", value, key=customer_id.encode()
+                    scores.setdefault(state.partition, []).append(
+                        (customer_id.encode(), orjson.dumps(engine.assessment(state)))
                     )
+                await send_batches(producer, f"{prefix}core.scores", scores)
                 for record in batch.dead_letters:
                     await producer.send(
-                        f"{prefix}riskstream.deadletter", orjson.dumps(record)
+                        f"{prefix}core.deadletter", orjson.dumps(record)
                     )
                 for customer_id, state in batch.dirty.items():
                     await producer.send(

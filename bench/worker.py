@@ -708,7 +708,11 @@ async def throughput_repeat(
     prefix = f"bench-{env.token}-t{index}-"
     log(f"throughput run {index + 1}/{args.repeats}, prefix {prefix}")
     settings = settings_for(env.bootstrap, prefix, args.partitions)
-    await create_topics(settings, extra=[f"{prefix}raw.out", f"{prefix}core.changelog"])
+    core_topics = ("changelog", "alerts", "scores", "deadletter")
+    await create_topics(
+        settings,
+        extra=[f"{prefix}raw.out", *(f"{prefix}core.{name}" for name in core_topics)],
+    )
     produced = await produce(settings, lines)
     log(f"  produced {produced['events']} in {produced['seconds']:.1f} s")
     raw: dict[str, Any] | None = None

@@ -125,6 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RiskstreamError as exc:
         print(f"riskstream: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith("aiokafka"):
+            raise
+        # aiokafka is imported only by the commands that talk to Kafka.
+        broker = getattr(args, "broker", None) or "the configured broker"
+        print(
+            f"riskstream: {args.command}: the Kafka request failed ({exc}); check "
+            f"that {broker} is running and reachable, or pass --broker",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _replay(args: argparse.Namespace) -> int:

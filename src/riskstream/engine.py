@@ -120,10 +120,15 @@ class Engine:
     # -- events -----------------------------------------------------------
 
     def apply(
-        self, state: CustomerState, event: Event, model: LatePaymentModel
+        self,
+        state: CustomerState,
+        event: Event,
+        model: LatePaymentModel,
+        at_s: int | None = None,
     ) -> Outcome:
         """Apply one validated event at its own time.
 
+        ``at_s`` is the event's time in whole seconds, when the caller has it.
         The caller fires the customer's crossings up to the event's time first,
         with :meth:`advance`; :class:`~riskstream.runner.PartitionRunner` does
         that for every customer of a partition, and :meth:`step` does both.
@@ -134,7 +139,8 @@ class Engine:
         if state.seen(event.event_id):
             return Outcome(duplicate=True)
 
-        at_s = int(event.occurred_at.timestamp())
+        if at_s is None:
+            at_s = int(event.occurred_at.timestamp())
         outcome = Outcome()
         applied = self._dispatch(state, event, at_s, model, outcome)
         if isinstance(applied, Rejection):

@@ -20,6 +20,7 @@ import jiter
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -38,6 +39,21 @@ TOPIC_CUSTOMERS = "erp.customers"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
+
+
+def _require_text(value: Any) -> Any:
+    """Reject a time given as a number, which carries no UTC offset."""
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError(
+        "rfc3339_string",
+        "must be an RFC 3339 string with a UTC offset such as "
+        "2026-01-05T09:00:00Z, not a number",
+    )
+
+
+EventTime = Annotated[AwareDatetime, BeforeValidator(_require_text)]
+"""An RFC 3339 time with its UTC offset; epoch numbers are rejected."""
 """An exact amount; 24 digits keep minor-unit arithmetic inside Decimal's 28."""
 
 
@@ -67,7 +83,7 @@ class _Event(BaseModel):
 
     event_id: Identifier
     customer_id: Identifier
-    occurred_at: AwareDatetime
+    occurred_at: EventTime
     source: str | None = Field(
         default=None,
         max_length=128,
@@ -128,7 +144,7 @@ class InvoiceIssued(_Priced):
     type: Literal["invoice.issued"]
     invoice_id: Identifier
     order_id: Identifier | None = None
-    due_at: AwareDatetime
+    due_at: EventTime
 
     @field_validator("due_at")
     @classmethod
@@ -230,7 +246,10 @@ def check_amount(
         raise PydanticCustomError(
             "out_of_range", f"{field}: must be {rule}, got {amount}"
         )
-    exponent = amount.normalize().as_tuple().exponent
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        # Trailing zeros do not count: 10.500 has one decimal place.
+        exponent = amount.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:
         raise PydanticCustomError(
             "too_many_decimals",

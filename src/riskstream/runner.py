@@ -27,6 +27,8 @@ from riskstream.partitioning import partition_for
 from riskstream.state import CustomerState
 
 MAX_ORIGINAL_BYTES = 512 * 1024
+PARTITION_CACHE = 100_000
+"""Customer ids whose partition a runner remembers before starting afresh."""
 MAX_REASON_CHARS = 1000
 
 
@@ -165,6 +167,8 @@ class PartitionRunner:
         self.watermark_s = 0
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
+        self._partition_of: dict[str, int] = {}
+        """Kafka's partition of each customer id seen, to check keys cheaply."""
 
     def rebuild(self, states: Iterable[CustomerState]) -> int:
         """Index the crossing times of restored states; return how many are due."""
@@ -219,7 +223,7 @@ class PartitionRunner:
                 batch.redelivered += 1
                 return
             state.offsets[index] = source.offset
-        outcome = self.engine.apply(state, event, self.model)
+        outcome = self.engine.apply(state, event, self.model, at_s)
         if outcome.duplicate:
             batch.duplicates += 1
         if outcome.rejection is not None:
@@ -270,7 +274,12 @@ class PartitionRunner:
                 f"customer_id {event.customer_id!r}; key every message by customer",
             )
         if self.partitions is not None:
-            expected = partition_for(event.customer_id, self.partitions)
+            expected = self._partition_of.get(event.customer_id)
+            if expected is None:
+                if len(self._partition_of) >= PARTITION_CACHE:
+                    self._partition_of.clear()
+                expected = partition_for(event.customer_id, self.partitions)
+                self._partition_of[event.customer_id] = expected
             if expected != source.partition:
                 return Rejection(
                     "customer_id",

@@ -194,6 +194,22 @@ def test_invalid_body_rejected(raw, field, rule):
         ),
         pytest.param(
             "order.placed",
+            {"occurred_at": 1767607200},
+            (),
+            "occurred_at",
+            "rfc3339_string",
+            id="epoch-occurred-at",
+        ),
+        pytest.param(
+            "invoice.issued",
+            {"due_at": 1770285600.5},
+            (),
+            "due_at",
+            "rfc3339_string",
+            id="epoch-due-at",
+        ),
+        pytest.param(
+            "order.placed",
             {"currency": "XYZ"},
             (),
             "currency",

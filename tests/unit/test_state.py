@@ -10,6 +10,7 @@ from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import (
     BLOCK_DAYS,
     DAY_S,
+    DIGEST_BYTES,
     EVENT_WINDOW_DAYS,
     HISTORY_DAYS,
     RECENT_DAYS,
@@ -17,7 +18,6 @@ from riskstream.state import (
     RECENT_PAYMENT_IDS,
     CustomerState,
     Invoice,
-    DIGEST_BYTES,
     digest_index,
     id_digest,
 )

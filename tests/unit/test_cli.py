@@ -1,0 +1,38 @@
+"""Command-line errors that need no broker to check."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from riskstream.cli import main
+
+
+def closed_port() -> int:
+    """Return a port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_topics_unreachable_broker_explained(capsys):
+    broker = f"kafka://127.0.0.1:{closed_port()}"
+
+    status = main(["topics", "--broker", broker])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "the Kafka request failed" in error
+    assert broker in error
+    assert "Traceback" not in error
+
+
+def test_replay_missing_file_explained(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["replay", str(tmp_path / "absent.jsonl")])
+
+    error = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "absent.jsonl: no such file" in error
+    assert "pass a JSONL file" in error
