@@ -445,19 +445,19 @@ async def core_loop(
                             record.offset + 1
                         )
                         seen += 1
-                alerts: Rows = {}
+                alert_rows: Rows = {}
                 for alert in batch.alerts:
                     state = batch.dirty[alert["customer_id"]]
-                    alerts.setdefault(state.partition, []).append(
+                    alert_rows.setdefault(state.partition, []).append(
                         (alert["customer_id"].encode(), orjson.dumps(alert))
                     )
-                await send_batches(producer, f"{prefix}core.alerts", alerts)
-                scores: Rows = {}
+                await send_batches(producer, f"{prefix}core.alerts", alert_rows)
+                score_rows: Rows = {}
                 for customer_id, state in batch.rescored.items():
-                    scores.setdefault(state.partition, []).append(
+                    score_rows.setdefault(state.partition, []).append(
                         (customer_id.encode(), orjson.dumps(engine.assessment(state)))
                     )
-                await send_batches(producer, f"{prefix}core.scores", scores)
+                await send_batches(producer, f"{prefix}core.scores", score_rows)
                 for record in batch.dead_letters:
                     await producer.send(
                         f"{prefix}core.deadletter", orjson.dumps(record)

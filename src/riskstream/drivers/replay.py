@@ -158,11 +158,10 @@ def replay(
             # collector's reach saves it from walking them again and again.
             gc.freeze()
 
+    # Frozen objects are still freed when nothing refers to them any more;
+    # only reference cycles among them would outlive the replay.
     gc.freeze()
-    try:
-        _run_partitions(result, engine, store, mergers, on_message, until_s)
-    finally:
-        gc.unfreeze()
+    _run_partitions(result, engine, store, mergers, on_message, until_s)
     result.scores = {
         customer: engine.assessment(state)
         for customer, state in sorted(result.rescored.items())
