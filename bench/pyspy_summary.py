@@ -37,7 +37,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     # an empty function matches any function of the file or folder.
     ("Worker.process: take a batch, parse, queue", "agents/app.py", "Worker.process"),
     ("Worker.release_held: timer release", "agents/app.py", "Worker.release_held"),
-    ("Worker._release: run, publish, write, ack", "agents/app.py", "Worker._release"),
+    ("Worker._release: run, publish, write, commit", "agents/app.py", "Worker._release"),
     ("try_parse (parse_event, pydantic)", "riskstream/runner.py", "try_parse"),
     (
         "EventTimeMerger.pop_ready",
@@ -80,7 +80,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ),
     ("faust ProducerBuffer (changelog sends)", "faust/transport/producer.py", ""),
     ("faust RocksDB store", "faust/stores/rocksdb.py", ""),
-    ("faust streams.py (stream iteration, acks)", "faust/streams.py", ""),
+    ("faust streams.py (stream iteration)", "faust/streams.py", ""),
     ("faust transport/consumer.py", "faust/transport/consumer.py", ""),
     ("faust aiokafka driver", "faust/transport/drivers/aiokafka.py", ""),
     ("faust sensors (Monitor)", "faust/sensors/", ""),

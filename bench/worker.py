@@ -5,6 +5,10 @@ Each repeat produces simulated events to fresh input topics, then measures
 * the raw loop: one aiokafka consumer and producer in this process that
   parses each message with orjson, updates a dict per customer and sends one
   output per input (:func:`kafkabench.raw_loop`);
+* the core loop: the worker's own work (event-time merge, the riskstream
+  core, alerts and scores, one changelog-style message per changed customer
+  and batch, a commit per batch) on plain aiokafka in this process, without
+  Faust (:func:`kafkabench.core_loop`);
 * the worker: ``riskstream worker --clock event`` in a subprocess, with its
   own topic prefix, app id, data folder and ports. Its rate is the input
   event count divided by a span. The span starts at the worker's first

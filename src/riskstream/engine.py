@@ -33,7 +33,6 @@ from riskstream.features import (
 )
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.state import (
-    BLOCK_DAYS,
     DAY_S,
     EVENT_WINDOW_DAYS,
     MAX_UNAPPLIED,
@@ -723,14 +722,14 @@ def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | 
     span = baseline_blocks(state, today)
     if span is None:
         return None
-    first, last = span
+    first, last, span_days = span
     baseline = 0
     for block in state.blocks:
         if first <= block[0] <= last:
             baseline += block[2]
     if baseline <= 0:
         return None
-    expected = baseline * RECENT_DAYS / ((last - first + 1) * BLOCK_DAYS)
+    expected = baseline * RECENT_DAYS / span_days
     cutoff = today - RECENT_DAYS
     total = 0
     for bucket in state.days:

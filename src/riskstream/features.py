@@ -81,23 +81,26 @@ def _count_since(days: list[int], after_day: int) -> int:
     return len(days) - bisect.bisect_right(days, after_day)
 
 
-def baseline_blocks(state: CustomerState, today: int) -> tuple[int, int] | None:
-    """Return the first and last purchase block of the baseline, or None.
+def baseline_blocks(state: CustomerState, today: int) -> tuple[int, int, int] | None:
+    """Return the first and last purchase block of the baseline and its days.
 
-    The baseline is made of whole 30-day blocks that end before the recent
-    90-day window starts and begin after the customer's first order: at most
-    :data:`BASELINE_BLOCKS` blocks, and at least enough for
-    :data:`MIN_BASELINE_DAYS`. It changes only on the day a block boundary
-    leaves the recent window, which is a scheduled crossing.
+    The baseline is the 30-day blocks that end before the recent 90-day
+    window starts: at most :data:`BASELINE_BLOCKS` of them, and none before
+    the customer's first order. It spans from the start of its first block,
+    or from the first order's day when that is later, to the end of its last
+    block, and exists once that is :data:`MIN_BASELINE_DAYS` or more. It
+    changes only on the day a block boundary leaves the recent window, which
+    is a scheduled crossing. Returns None while there is no baseline.
     """
     if state.first_order_s is None:
         return None
     last = (today - RECENT_DAYS + 1) // BLOCK_DAYS - 1
     first_day = state.first_order_s // DAY_S
-    first = max(-(-first_day // BLOCK_DAYS), last - BASELINE_BLOCKS + 1)
-    if (last - first + 1) * BLOCK_DAYS < MIN_BASELINE_DAYS:
+    first = max(first_day // BLOCK_DAYS, last - BASELINE_BLOCKS + 1)
+    span_days = (last + 1) * BLOCK_DAYS - max(first_day, first * BLOCK_DAYS)
+    if span_days < MIN_BASELINE_DAYS:
         return None
-    return first, last
+    return first, last, span_days
 
 
 def next_baseline_change(today: int) -> int:
@@ -115,12 +118,11 @@ def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | N
     span = baseline_blocks(state, today)
     if span is None:
         return None
-    first, last = span
+    first, last, span_days = span
     baseline = 0
     for block in state.blocks:
         if first <= block[0] <= last:
             baseline += block[2]
     if baseline <= 0:
         return None
-    span_days = (last - first + 1) * BLOCK_DAYS
     return volume_90 / (baseline * RECENT_DAYS / span_days)
