@@ -97,8 +97,8 @@ def settled_states(
     """Read the changelog until its states match ``expected`` or time runs out.
 
     The worker commits only after its changelog rows are in Kafka, so the
-    first read normally matches; the wait keeps a slow broker from failing
-    the comparison, which the caller then makes on what was read last.
+    first read normally matches. The wait only guards against a slow broker.
+    The caller compares what was read last.
     """
     deadline = time.monotonic() + timeout_s
     while True:
