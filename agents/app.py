@@ -255,6 +255,7 @@ class Worker:
                 # past the committed offset is done, so the partition's
                 # owner reads the message again.
                 self.stale += 1
+                metrics.DROPPED.labels("rebalance").inc()
                 continue
             if message.topic == ticks_name:
                 self.ticks.setdefault(message.partition, []).append(
@@ -282,7 +283,7 @@ class Worker:
         customer's state would skip it for good. The first expected offset is
         Faust's committed offset. A message below the expected offset was seen
         already. A message above it means Faust delivered records fetched
-        before its seek to the committed offset: it is dropped unacknowledged,
+        before its seek to the committed offset: it is dropped uncommitted,
         and the partition is sought back to the expected offset. A gap that
         persists across seeks for :data:`GAP_ACCEPT_S` is real (transaction
         markers, or records deleted by retention) and is accepted.
@@ -292,6 +293,7 @@ class Worker:
             expected = self.app.consumer._committed_offset.get(tp)
         if expected is not None and offset < expected:
             self.skipped += 1
+            metrics.DROPPED.labels("seen").inc()
             return False
         if expected is not None and offset > expected:
             now = time.monotonic()
@@ -302,6 +304,7 @@ class Worker:
             if now - first_seen < GAP_ACCEPT_S:
                 self.reseek[tp] = expected
                 self.gap_drops += 1
+                metrics.DROPPED.labels("gap").inc()
                 return False
             log.warning(
                 "offset_gap_accepted",

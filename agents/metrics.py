@@ -31,6 +31,12 @@ REDELIVERED = Counter(
     "riskstream_events_redelivered_total",
     "Messages read again after a restart or rebalance and skipped as applied",
 )
+DROPPED = Counter(
+    "riskstream_deliveries_dropped_total",
+    "Deliveries dropped before the merge: fetched during a rebalance or above "
+    "the expected offset (both read again), or seen already",
+    ["reason"],
+)
 BATCH_SECONDS = Histogram(
     "riskstream_batch_processing_seconds",
     "Time to process and write one batch",
