@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("out/replay"),
-        help="folder for alerts.jsonl, scores.jsonl, deadletter.jsonl, summary.json",
+        help="folder for alerts.jsonl, scores.jsonl, deadletter.jsonl, "
+        "summary.json (default out/replay)",
     )
     replay.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
     replay.add_argument(
