@@ -291,6 +291,8 @@ class Worker:
         expected = self.next_offset.get(tp)
         if expected is None:
             expected = self.app.consumer._committed_offset.get(tp)
+        # NOTE: a partition without a committed offset starts at whatever
+        # arrives first, so a stale delivery there would go unnoticed.
         if expected is not None and offset < expected:
             self.skipped += 1
             metrics.DROPPED.labels("seen").inc()
