@@ -228,13 +228,22 @@ class Worker:
         async with self.lock:
             try:
                 return await self._process(events)
-            except BaseException:
-                self._restart_from_commit()
+            except BaseException as exc:
+                self._restart_from_commit(exc)
                 raise
 
-    def _restart_from_commit(self) -> None:
-        """Drop everything since the last commit, so it is read again."""
-        log.warning("partitions_restarted_from_commit", partitions=sorted(self.mergers))
+    def _restart_from_commit(self, error: BaseException) -> None:
+        """Drop everything since the last commit, so it is read again.
+
+        A batch cancelled because the worker stops is routine, so only other
+        errors log a warning.
+        """
+        stopping = isinstance(error, asyncio.CancelledError)
+        (log.info if stopping else log.warning)(
+            "partitions_restarted_from_commit",
+            partitions=sorted(self.mergers),
+            error=repr(error),
+        )
         for partition in list(self.mergers):
             self.runners.pop(partition, None)
             self.stores.pop(partition, None)
@@ -343,8 +352,8 @@ class Worker:
                 if any(len(merger) for merger in self.mergers.values()) or self.ticks:
                     self.waiting.clear()
                     await self._release()
-            except BaseException:
-                self._restart_from_commit()
+            except BaseException as exc:
+                self._restart_from_commit(exc)
                 raise
             self._report_waiting()
 

@@ -35,6 +35,8 @@ from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentMo
 from riskstream.state import (
     DAY_S,
     EVENT_WINDOW_DAYS,
+    MAX_OPEN_INVOICES,
+    MAX_OPEN_ORDERS,
     MAX_UNAPPLIED,
     RECENT_DAYS,
     CustomerState,
@@ -207,9 +209,17 @@ class Engine:
 
     def _order_placed(
         self, state: CustomerState, event: OrderPlaced, at_s: int
-    ) -> bool:
+    ) -> bool | Rejection:
         if event.order_id in state.open_orders:
             return False
+        if len(state.open_orders) >= MAX_OPEN_ORDERS:
+            return Rejection(
+                "order_id",
+                "too_many_open_orders",
+                f"order_id: customer {event.customer_id!r} already has "
+                f"{MAX_OPEN_ORDERS} orders that are not invoiced or cancelled; "
+                "publish their invoice.issued or order.cancelled events first",
+            )
         state.currency = event.currency
         amount = to_minor(event.amount, event.currency)
         state.add_purchase(at_s, amount)
@@ -246,9 +256,16 @@ class Engine:
         at_s: int,
         model: LatePaymentModel,
         outcome: Outcome,
-    ) -> bool:
+    ) -> bool | Rejection:
         if event.invoice_id in state.invoices:
             return False
+        if len(state.invoices) >= MAX_OPEN_INVOICES:
+            return Rejection(
+                "invoice_id",
+                "too_many_open_invoices",
+                f"invoice_id: customer {event.customer_id!r} already has "
+                f"{MAX_OPEN_INVOICES} open invoices; publish their payments first",
+            )
         state.currency = event.currency
         if event.order_id is not None:
             state.open_orders.pop(event.order_id, None)
@@ -738,7 +755,7 @@ def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | 
     found: int | None = None
     for at_least, limit in checks:
         ratio = total / expected
-        holds = ratio >= limit if at_least else ratio <= limit
+        rule_holds = ratio >= limit if at_least else ratio <= limit
         volume = total
         for bucket in state.days:
             if bucket[0] <= cutoff:
@@ -747,7 +764,7 @@ def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | 
                 break
             volume -= bucket[2]
             ratio = volume / expected
-            if (ratio >= limit if at_least else ratio <= limit) != holds:
+            if (ratio >= limit if at_least else ratio <= limit) != rule_holds:
                 found = bucket[0]
                 break
     return found

@@ -9,7 +9,13 @@ import pytest
 from riskstream.config import Rule, load_config
 from riskstream.engine import Engine, to_iso
 from riskstream.model import MODEL_NAME, MODEL_VERSION, LatePaymentModel
-from riskstream.state import DAY_S, MAX_UNAPPLIED, CustomerState
+from riskstream.state import (
+    DAY_S,
+    MAX_OPEN_INVOICES,
+    MAX_OPEN_ORDERS,
+    MAX_UNAPPLIED,
+    CustomerState,
+)
 
 LEVEL_ONLY_RULES = """\
 levels:
@@ -581,3 +587,68 @@ def test_rejected_payment_applied_when_resent(engine, model, make_event, at):
     assert rejected.rejection.rule == "unknown_invoice"
     assert outcome.duplicate is False
     assert "iz" not in state.invoices
+
+
+def test_open_orders_capped(engine, model, make_event, at):
+    state = CustomerState("c1")
+    orders = [
+        make_event("order.placed", at(1), order_id=f"o{n}", amount="10.00")
+        for n in range(MAX_OPEN_ORDERS)
+    ]
+    step_all(engine, state, model, orders)
+
+    extra = make_event("order.placed", at(2), order_id="o-extra", amount="10.00")
+    outcome = engine.step(state, extra, model)
+
+    assert outcome.rejection.rule == "too_many_open_orders"
+    assert outcome.rejection.field == "order_id"
+    assert len(state.open_orders) == MAX_OPEN_ORDERS
+    assert "o-extra" not in state.open_orders
+
+
+def test_open_invoices_capped(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoices = [
+        make_event("invoice.issued", at(1), invoice_id=f"i{n}")
+        for n in range(MAX_OPEN_INVOICES)
+    ]
+    step_all(engine, state, model, invoices)
+
+    extra = make_event("invoice.issued", at(2), invoice_id="i-extra")
+    outcome = engine.step(state, extra, model)
+
+    assert outcome.rejection.rule == "too_many_open_invoices"
+    assert len(state.invoices) == MAX_OPEN_INVOICES
+
+
+def test_full_state_fits_kafka_message(engine, model, make_event, at):
+    # Kafka refuses messages over 1 MB by default, and a state is one message.
+    customer = "c" * 128
+    state = CustomerState(customer)
+    events = []
+    for n in range(MAX_OPEN_ORDERS):
+        events.append(
+            make_event(
+                "order.placed",
+                at(1),
+                event_id=f"e{n:0127d}",
+                customer_id=customer,
+                order_id=f"{n:0128d}",
+                amount="10.00",
+            )
+        )
+    for n in range(MAX_OPEN_INVOICES):
+        events.append(
+            make_event(
+                "invoice.issued",
+                at(2),
+                event_id=f"f{n:0127d}",
+                customer_id=customer,
+                invoice_id=f"i{n:0127d}",
+            )
+        )
+    step_all(engine, state, model, events)
+
+    assert len(state.open_orders) == MAX_OPEN_ORDERS
+    assert len(state.invoices) == MAX_OPEN_INVOICES
+    assert len(state.to_bytes()) < 1_000_000
