@@ -350,14 +350,9 @@ async def raw_loop(
         finished = time.perf_counter()
         await consumer.stop()
         await producer.stop()
-    assert first is not None
-    seconds = finished - first
     return {
-        "events": seen,
+        **_loop_rate(seen, first, finished, cpu_before),
         "customers": len(states),
-        "seconds": seconds,
-        "events_per_s": seen / seconds,
-        "cpu_seconds": time.process_time() - cpu_before,
     }
 
 
@@ -484,15 +479,24 @@ async def core_loop(
         finished = time.perf_counter()
         await consumer.stop()
         await producer.stop()
-    assert first is not None
-    seconds = finished - first
     return {
-        "events": seen,
+        **_loop_rate(seen, first, finished, cpu_before),
         "customers": len(store),
         "alerts": alerts,
         "scores": scores,
+    }
+
+
+def _loop_rate(
+    events: int, first: float | None, finished: float, cpu_before: float
+) -> dict[str, Any]:
+    """Return a loop's events, seconds from its first record, rate and CPU time."""
+    assert first is not None, "the loop received no record"
+    seconds = finished - first
+    return {
+        "events": events,
         "seconds": seconds,
-        "events_per_s": seen / seconds,
+        "events_per_s": events / seconds,
         "cpu_seconds": time.process_time() - cpu_before,
     }
 

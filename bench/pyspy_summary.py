@@ -37,7 +37,11 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     # an empty function matches any function of the file or folder.
     ("Worker.process: take a batch, parse, queue", "agents/app.py", "Worker.process"),
     ("Worker.release_held: timer release", "agents/app.py", "Worker.release_held"),
-    ("Worker._release: run, publish, write, commit", "agents/app.py", "Worker._release"),
+    (
+        "Worker._release: run, publish, write, commit",
+        "agents/app.py",
+        "Worker._release",
+    ),
     ("try_parse (parse_event, pydantic)", "riskstream/runner.py", "try_parse"),
     (
         "EventTimeMerger.pop_ready",

@@ -860,15 +860,7 @@ def summarise(
         summary["worker_alerts"] = [r["outputs"]["risk.alerts"] for r in worker]
         summary["replay_alerts"] = replay_alerts
     if runs["raw"] and runs["worker"]:
-        ratio = (
-            summary["worker_events_per_s"]["median"]
-            / summary["raw_events_per_s"]["median"]
-        )
-        summary["worker_to_raw"] = ratio
-        summary["worker_to_raw_per_repeat"] = [
-            w["events_per_s"] / r["events_per_s"]
-            for w, r in zip(runs["worker"], runs["raw"], strict=True)
-        ]
+        ratio = _worker_ratio(summary, runs, "raw")
         summary["budget_worker_to_raw"] = {
             "budget": BUDGET_WORKER_TO_RAW,
             "measured": ratio,
@@ -878,15 +870,7 @@ def summarise(
         summary["core_events_per_s"] = spread([r["events_per_s"] for r in runs["core"]])
         summary["core_alerts"] = [r["alerts"] for r in runs["core"]]
     if runs["core"] and runs["worker"]:
-        ratio = (
-            summary["worker_events_per_s"]["median"]
-            / summary["core_events_per_s"]["median"]
-        )
-        summary["worker_to_core"] = ratio
-        summary["worker_to_core_per_repeat"] = [
-            w["events_per_s"] / c["events_per_s"]
-            for w, c in zip(runs["worker"], runs["core"], strict=True)
-        ]
+        _worker_ratio(summary, runs, "core")
     rates = sorted({r["target_rate"] for r in runs["latency"]}, reverse=True)
     summary["latency_by_rate"] = {}
     for rate in rates:
@@ -904,6 +888,22 @@ def summarise(
             "unmatched_scores": [r["unmatched_scores"] for r in latency],
         }
     return summary
+
+
+def _worker_ratio(
+    summary: dict[str, Any], runs: dict[str, list[dict[str, Any]]], loop: str
+) -> float:
+    """Record the worker's rate against a loop's, overall and per repeat."""
+    ratio = (
+        summary["worker_events_per_s"]["median"]
+        / summary[f"{loop}_events_per_s"]["median"]
+    )
+    summary[f"worker_to_{loop}"] = ratio
+    summary[f"worker_to_{loop}_per_repeat"] = [
+        worker["events_per_s"] / other["events_per_s"]
+        for worker, other in zip(runs["worker"], runs[loop], strict=True)
+    ]
+    return ratio
 
 
 def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, float]:

@@ -16,6 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from riskstream.config import SEVERITY_ORDER, Rule, ScoringConfig
+from riskstream.crossings import (
+    COUNT_WINDOWS,
+    checks_for,
+    count_flip,
+    count_limits,
+    ratio_flip,
+    threshold_offsets,
+)
 from riskstream.currency import from_minor, minor_units, to_minor
 from riskstream.events import (
     CustomerUpdated,
@@ -26,15 +34,10 @@ from riskstream.events import (
     PaymentFailed,
     PaymentReceived,
 )
-from riskstream.features import (
-    baseline_blocks,
-    compute_signals,
-    next_baseline_change,
-)
+from riskstream.features import compute_signals, next_baseline_change
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.state import (
     DAY_S,
-    EVENT_WINDOW_DAYS,
     MAX_OPEN_INVOICES,
     MAX_OPEN_ORDERS,
     MAX_UNAPPLIED,
@@ -96,8 +99,10 @@ class Engine:
         self.config = config
         # Crossing offsets in seconds, ascending, so the first one after the
         # clock is the next of its group.
-        self._due_offsets = _offsets(config.thresholds_for("days_past_due"))
-        self._since_offsets = _offsets(config.thresholds_for("days_since_last_order"))
+        self._due_offsets = threshold_offsets(config.thresholds_for("days_past_due"))
+        self._since_offsets = threshold_offsets(
+            config.thresholds_for("days_since_last_order")
+        )
         self._gap_ratios = sorted(config.thresholds_for("gap_ratio"))
         # Only crossings that can change a rule's outcome are scheduled. The
         # others would only refresh the published signals.
@@ -105,13 +110,13 @@ class Engine:
         if "overdue_amount" in read:
             self._due_offsets = sorted({1, *self._due_offsets})
         self._count_checks = [
-            (attr, window, _count_limits(_checks(config, signal)))
+            (attr, window, count_limits(checks_for(config, signal)))
             for signal, (attr, window) in COUNT_WINDOWS.items()
             if signal in read
         ]
         self._window_30 = bool(read & {"volume_30d", "orders_30d"})
         self._window_90 = bool(read & {"volume_90d", "orders_90d"})
-        self._ratio_checks = _checks(config, "volume_ratio_90d")
+        self._ratio_checks = checks_for(config, "volume_ratio_90d")
         self._money_read = [name for name in MONEY_SIGNALS if name in read]
         self._checks = [
             (rule, rule.signal, rule.op == ">=", rule.threshold)
@@ -425,7 +430,7 @@ class Engine:
                 for ratio in self._gap_ratios:
                     at = last + math.ceil(ratio * mean_gap * DAY_S)
                     # The evaluation computes the ratio in floating point, so
-                    # the crossing is the first second at which it holds.
+                    # the crossing is the first second at which the rule fires.
                     while (at - last) / DAY_S / mean_gap < ratio:
                         at += 1
                     if at > clock:
@@ -436,7 +441,7 @@ class Engine:
             days = getattr(state, attr)
             if not days:
                 continue
-            at = _count_flip(days, today - window, limits)
+            at = count_flip(days, today - window, limits)
             if at is not None:
                 at = (at + window) * DAY_S
                 if clock < at < best:
@@ -456,7 +461,7 @@ class Engine:
             at = next_baseline_change(today) * DAY_S
             if at < best:
                 best = at
-            day = _ratio_flip(state, today, self._ratio_checks)
+            day = ratio_flip(state, today, self._ratio_checks)
             if day is not None:
                 at = (day + RECENT_DAYS) * DAY_S
                 if clock < at < best:
@@ -676,103 +681,6 @@ class Engine:
                 for key, value in signals.items()
             },
         }
-
-
-COUNT_WINDOWS = {
-    "late_payments_90d": ("late_days", 90),
-    "late_payments_365d": ("late_days", EVENT_WINDOW_DAYS),
-    "partial_payments_90d": ("partial_days", 90),
-    "failed_payments_90d": ("failed_days", 90),
-}
-"""Count signals over a window of a day list: signal -> (state field, days)."""
-
-Check = tuple[bool, float]
-"""A rule's comparison: whether it is ``>=``, and its threshold."""
-
-
-def _checks(config: ScoringConfig, signal: str) -> list[Check]:
-    return [(r.op == ">=", r.threshold) for r in config.rules if r.signal == signal]
-
-
-def _count_limits(checks: list[Check]) -> list[int]:
-    """Turn rules on a count into how many leaving days change each outcome.
-
-    A ``>=`` rule holding at a count ``n`` stops holding once ``n - ceil(t) + 1``
-    days have left; a ``<=`` rule not holding starts to once
-    ``n - floor(t)`` have. Each entry is that count's offset from ``n``:
-    ``ceil(t)`` or ``floor(t) + 1``. Entries below 1 can never change.
-    """
-    return [
-        math.ceil(limit) if at_least else math.floor(limit) + 1
-        for at_least, limit in checks
-    ]
-
-
-def _count_flip(days: list[int], before: int, limits: list[int]) -> int | None:
-    """Return the day whose leaving the window changes a rule on its count.
-
-    ``days`` is sorted; days after ``before`` are inside the window. Leaving
-    days only lower the count, so for each rule the first change is known.
-
-    >>> _count_flip([3, 5, 9], 0, _count_limits([(True, 2.0)]))
-    5
-    >>> _count_flip([3, 5, 9], 0, _count_limits([(True, 4.0)])) is None
-    True
-    """
-    start = bisect.bisect_right(days, before)
-    inside = len(days) - start
-    first: int | None = None
-    for limit in limits:
-        if 1 <= limit <= inside:
-            day = days[start + inside - limit]
-            if first is None or day < first:
-                first = day
-    return first
-
-
-def _ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | None:
-    """Return the daily bucket whose leaving the window changes a volume rule.
-
-    The baseline stays as it is until its next block change, which is a
-    crossing of its own, so the ratio after each bucket leaves is known.
-    """
-    span = baseline_blocks(state, today)
-    if span is None:
-        return None
-    first, last, span_days = span
-    baseline = 0
-    for block in state.blocks:
-        if first <= block[0] <= last:
-            baseline += block[2]
-    if baseline <= 0:
-        return None
-    expected = baseline * RECENT_DAYS / span_days
-    cutoff = today - RECENT_DAYS
-    total = 0
-    for bucket in state.days:
-        if bucket[0] > cutoff:
-            total += bucket[2]
-    found: int | None = None
-    for at_least, limit in checks:
-        ratio = total / expected
-        rule_holds = ratio >= limit if at_least else ratio <= limit
-        volume = total
-        for bucket in state.days:
-            if bucket[0] <= cutoff:
-                continue
-            if found is not None and bucket[0] >= found:
-                break
-            volume -= bucket[2]
-            ratio = volume / expected
-            if (ratio >= limit if at_least else ratio <= limit) != rule_holds:
-                found = bucket[0]
-                break
-    return found
-
-
-def _offsets(days: list[float]) -> list[int]:
-    """Return threshold days as ascending offsets in whole seconds."""
-    return sorted(math.ceil(value * DAY_S) for value in days)
 
 
 def _model_probability(state: CustomerState) -> float:

@@ -10,7 +10,7 @@ MIN_BASELINE_DAYS = 90
 """History before the recent window needed for a purchase baseline."""
 MIN_ORDERS_FOR_GAP = 3
 BASELINE_BLOCKS = (HISTORY_DAYS - RECENT_DAYS - BLOCK_DAYS) // BLOCK_DAYS
-"""Most 30-day blocks in the purchase baseline (330 days)."""
+"""Maximum number of 30-day blocks in the purchase baseline (330 days)."""
 
 
 def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]:
@@ -113,8 +113,11 @@ def next_baseline_change(today: int) -> int:
     return (start // BLOCK_DAYS + 1) * BLOCK_DAYS + RECENT_DAYS - 1
 
 
-def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
-    """Compare the last 90 days' volume with the baseline's average 90 days."""
+def expected_volume(state: CustomerState, today: int) -> float | None:
+    """Return the baseline's purchase volume scaled to 90 days, or None.
+
+    None means there is no baseline yet, or it holds no purchases.
+    """
     span = baseline_blocks(state, today)
     if span is None:
         return None
@@ -125,4 +128,10 @@ def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | N
             baseline += block[2]
     if baseline <= 0:
         return None
-    return volume_90 / (baseline * RECENT_DAYS / span_days)
+    return baseline * RECENT_DAYS / span_days
+
+
+def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
+    """Compare the last 90 days' volume with the baseline's average 90 days."""
+    expected = expected_volume(state, today)
+    return None if expected is None else volume_90 / expected

@@ -109,9 +109,9 @@ Rows = dict[int, list[tuple[bytes, bytes]]]
 async def send_batches(producer: AIOKafkaProducer, topic: str, rows: Rows) -> None:
     """Send keyed values as one or more record batches per partition.
 
-    aiokafka's per-message ``send`` costs more per output than the rest of the
-    worker's work on it, so records are appended to batches directly. A
-    record larger than a whole batch goes through ``send`` on its own.
+    aiokafka's per-message ``send`` waits for metadata and creates futures for
+    every message, so records are appended to batches directly. A record
+    larger than a whole batch goes through ``send`` on its own.
     Delivery is confirmed by the producer's next ``flush``.
     """
     for partition, records in sorted(rows.items()):

@@ -32,7 +32,7 @@ MAX_UNAPPLIED = 32
 MAX_OPEN_ORDERS = 1000
 MAX_OPEN_INVOICES = 1000
 """Open orders and open invoices kept per customer. A table row goes to Kafka
-as one message, and Kafka refuses messages over 1 MB by default. With both
+as one message, and Kafka rejects messages over 1 MB by default. With both
 lists full and every identifier 128 characters long, a state is 499 KB."""
 FORMAT_VERSION = 3
 

@@ -182,13 +182,14 @@ def without_model_outputs(state: CustomerState) -> CustomerState:
     return copy
 
 
-def test_restart_after_kill_keeps_state_exact(
-    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
-):
-    # A kill can land between the changelog writes of one batch, so a
-    # partition's model may miss that batch's updates (see docs/architecture.md).
-    # With the model's points at 0 the alerts do not depend on it, and every
-    # other part of the state must come back exact.
+def produce_without_model(
+    tmp_path: Path, bootstrap: str, prefix: str
+) -> tuple[Path, ReplayResult]:
+    """Produce simulated input and replay it with the model's points at 0.
+
+    Returns the rules file for the workers and the replay to compare with.
+    With the model's points at 0, alerts do not depend on the model.
+    """
     rules = load_config().model_copy(
         update={"model": load_config().model.model_copy(update={"points": 0.0})}
     )
@@ -196,7 +197,29 @@ def test_restart_after_kill_keeps_state_exact(
     rules_file.write_text(yaml.safe_dump(rules.model_dump(mode="json")))
     path = write_input(tmp_path / "events.jsonl", customers=150, days=365)
     expected = replay(read_lines(path), rules, partitions=4)
-    produce(path, kafka_bootstrap, topic_prefix)
+    produce(path, bootstrap, prefix)
+    return rules_file, expected
+
+
+def assert_states_match(
+    states: dict[str, CustomerState], expected: dict[str, CustomerState]
+) -> None:
+    """Assert that every customer's state equals replay's, model outputs aside."""
+    assert set(states) == set(expected)
+    for customer, state in expected.items():
+        restored = without_model_outputs(states[customer])
+        assert restored == without_model_outputs(state), customer
+
+
+def test_restart_after_kill_keeps_state_exact(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    # A kill can land between the changelog writes of one batch, so a
+    # partition's model may miss or repeat that batch's updates (see
+    # docs/architecture.md). Every other part of the state must come back exact.
+    rules_file, expected = produce_without_model(
+        tmp_path, kafka_bootstrap, topic_prefix
+    )
 
     first = worker_factory(rules_file=rules_file)
     share = wait_for_commits(first, fraction=0.3, timeout_s=240)
@@ -209,10 +232,7 @@ def test_restart_after_kill_keeps_state_exact(
     alerts = decoded(read_topic(kafka_bootstrap, f"{topic_prefix}risk.alerts"))
 
     assert share < 1.0, "the first worker was killed before it finished"
-    assert set(states) == set(expected.states)
-    for customer, state in expected.states.items():
-        restored = without_model_outputs(states[customer])
-        assert restored == without_model_outputs(state), customer
+    assert_states_match(states, expected.states)
     published = {alert["alert_id"]: alert for alert in alerts}
     assert set(published) == {alert["alert_id"] for alert in expected.alerts}
     wanted = {alert["alert_id"]: alert for alert in expected.alerts}
@@ -225,14 +245,9 @@ def test_rebalance_then_kill_keeps_state_exact(
 ):
     # Two workers share the partitions, then one is killed and the other
     # takes them all over: two rebalances, one of them without a clean stop.
-    rules = load_config().model_copy(
-        update={"model": load_config().model.model_copy(update={"points": 0.0})}
+    rules_file, expected = produce_without_model(
+        tmp_path, kafka_bootstrap, topic_prefix
     )
-    rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump(rules.model_dump(mode="json")))
-    path = write_input(tmp_path / "events.jsonl", customers=150, days=365)
-    expected = replay(read_lines(path), rules, partitions=4)
-    produce(path, kafka_bootstrap, topic_prefix)
 
     first = worker_factory("data-a", rules_file=rules_file, log_name="a.log")
     wait_for_commits(first, fraction=0.2, timeout_s=240)
@@ -246,10 +261,7 @@ def test_rebalance_then_kill_keeps_state_exact(
     alerts = decoded(read_topic(kafka_bootstrap, f"{topic_prefix}risk.alerts"))
 
     assert share < 1.0, "the first worker was killed after the input ended"
-    assert set(states) == set(expected.states)
-    for customer, state in expected.states.items():
-        restored = without_model_outputs(states[customer])
-        assert restored == without_model_outputs(state), customer
+    assert_states_match(states, expected.states)
     published = {alert["alert_id"] for alert in alerts}
     assert published == {alert["alert_id"] for alert in expected.alerts}
 

@@ -18,7 +18,10 @@ from riskstream.state import DAY_S
 
 
 def alert_keys(alerts):
-    """Sort alerts by what they say; their order across customers may differ."""
+    """Return each alert's customer, time, rules and level, sorted.
+
+    The order of alerts across customers may differ between schedules.
+    """
     return sorted(
         (a["customer_id"], a["raised_at"], tuple(a["rules_fired"]), a["level"])
         for a in alerts

@@ -622,7 +622,7 @@ def test_open_invoices_capped(engine, model, make_event, at):
 
 
 def test_full_state_fits_kafka_message(engine, model, make_event, at):
-    # Kafka refuses messages over 1 MB by default, and a state is one message.
+    # Kafka rejects messages over 1 MB by default, and a state is one message.
     customer = "c" * 128
     state = CustomerState(customer)
     events = []

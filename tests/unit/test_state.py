@@ -287,8 +287,8 @@ def test_add_purchase_picks_bucket(day, days, blocks):
     ],
 )
 def test_simulated_history_stays_bounded(engine, model, days, seed):
-    # NOTE: the serialized size is not asserted. One year of SIM-000000 with
-    # seed 0 encodes to 1424 bytes, 820 of them the event and payment id digests.
+    # NOTE: the serialized size is not asserted. The one-year case's state
+    # encodes to 1424 bytes, 820 of them the event and payment id digests.
     orders = list(synthetic_orders(1, days=days, seed=seed))
     state = CustomerState(orders[0].customer_id)
     rejections = []

@@ -96,7 +96,7 @@ def _count(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
 
 
 FREEZE_EVERY = 20_000
-"""Messages loaded between two moves of the loaded ones out of the collector."""
+"""Messages loaded between two calls of ``gc.freeze`` while loading."""
 
 
 def read_lines(path: Path) -> Iterator[bytes]:
