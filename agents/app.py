@@ -58,7 +58,7 @@ RESEEK_S = 1.0
 GAP_ACCEPT_S = 10.0
 """How long a gap in offsets must persist across seeks to count as real."""
 # NOTE: a transactional producer leaves a control record after each
-# transaction, so each such gap holds its partition for GAP_ACCEPT_S.
+# transaction, so each such gap stalls its partition for GAP_ACCEPT_S.
 
 log = structlog.get_logger("riskstream.worker")
 

@@ -48,7 +48,7 @@ def count_limits(checks: list[Check]) -> list[int]:
 def count_flip(days: list[int], before: int, limits: list[int]) -> int | None:
     """Return the day whose leaving the window changes a rule on its count.
 
-    ``days`` is sorted; days after ``before`` are inside the window. Leaving
+    ``days`` is sorted, and days after ``before`` are inside the window. Leaving
     days only lower the count, so for each rule the first change is known.
 
     >>> count_flip([3, 5, 9], 0, count_limits([(True, 2.0)]))

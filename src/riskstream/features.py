@@ -116,7 +116,7 @@ def next_baseline_change(today: int) -> int:
 def expected_volume(state: CustomerState, today: int) -> float | None:
     """Return the baseline's purchase volume scaled to 90 days, or None.
 
-    None means there is no baseline yet, or it holds no purchases.
+    None means there is no baseline yet, or it contains no purchases.
     """
     span = baseline_blocks(state, today)
     if span is None:
