@@ -55,6 +55,8 @@ TOPIC_TICKS = "riskstream.ticks"
 WAITING_LOG_INTERVAL_S = 30.0
 RESEEK_S = 1.0
 """Shortest interval between two seeks of one topic partition."""
+STALL_SEEK_S = 5.0
+"""How long a partition behind its end may go without a delivery before a seek."""
 GAP_ACCEPT_S = 10.0
 """How long a gap in offsets must persist across seeks to count as real."""
 # NOTE: a transactional producer leaves a control record after each
@@ -148,7 +150,10 @@ class Worker:
         self.gaps: dict[TP, tuple[int, float]] = {}
         """Per topic partition with a gap: the expected offset, and since when."""
         self.reseek: dict[TP, int] = {}
+        """Per topic partition, the offset to seek back to."""
         self.sought_at: dict[TP, float] = {}
+        self.stalled: dict[TP, tuple[int, float]] = {}
+        """Per topic partition behind its end: the next offset, and since when."""
         self.waiting: dict[int, tuple[str, int | None, int | None, float]] = {}
         """Per partition, the topic the merge waits for, as of the last release."""
         self._waiting_logged_at = 0.0
@@ -217,6 +222,7 @@ class Worker:
                         self.reseek,
                         self.released_to,
                         self.committed_to,
+                        self.stalled,
                     ):
                         offsets.pop(tp, None)
                 self.ticks.pop(partition, None)
@@ -331,11 +337,22 @@ class Worker:
         return True
 
     async def _seek_back(self) -> None:
-        """Seek partitions with a gap back to their expected offset."""
+        """Seek partitions back to the offset the merge expects next.
+
+        Seeks wait while a rebalance is under way, because Faust seeks every
+        partition to its committed offset at the end of one anyway.
+        """
+        if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            return
+        assigned = self.app.consumer.assignment()
         now = time.monotonic()
         for tp, offset in sorted(self.reseek.items()):
+            if tp not in assigned:
+                del self.reseek[tp]
+                continue
             if now - self.sought_at.get(tp, 0.0) < RESEEK_S:
                 continue
+            del self.reseek[tp]
             self.sought_at[tp] = now
             log.info(
                 "partition_sought_back",
@@ -344,12 +361,40 @@ class Worker:
                 offset=offset,
             )
             await self.app.consumer.seek(tp, offset)
-        self.reseek.clear()
+
+    def _find_stalled(self) -> None:
+        """Mark for a seek each input partition that stopped short of its end.
+
+        A message dropped during a rebalance after Faust's own seek, with
+        nothing after it to reveal the gap, would otherwise never come again.
+        A partition whose next offset has not moved for :data:`STALL_SEEK_S`
+        while its high watermark is ahead is sought to that offset.
+        """
+        now = time.monotonic()
+        names = set(self.input_names)
+        for tp in self.app.consumer.assignment():
+            if tp.topic not in names:
+                continue
+            received = self.next_offset.get(tp, self.committed_to.get(tp))
+            try:
+                highwater = self.app.consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - aiokafka raises IllegalStateError
+                highwater = None
+            if received is None or highwater is None or received >= highwater:
+                self.stalled.pop(tp, None)
+                continue
+            last = self.stalled.get(tp)
+            if last is None or last[0] != received:
+                self.stalled[tp] = (received, now)
+            elif now - last[1] >= STALL_SEEK_S:
+                self.reseek[tp] = min(received, self.reseek.get(tp, received))
+                self.stalled[tp] = (received, now)
 
     async def release_held(self) -> None:
         """Release what the hold time allows now; the flush timer calls this."""
         async with self.lock:
             try:
+                self._find_stalled()
                 await self._seek_back()
                 if any(len(merger) for merger in self.mergers.values()) or self.ticks:
                     self.waiting.clear()

@@ -83,7 +83,12 @@ async def test_broker_creates_compacted_topic(
                     )
                 ]
             )
+            # A new topic's partitions reach the metadata a little after
+            # CreateTopics returns, later still on a loaded machine.
             described = await admin.describe_topics([topic])
+            while not described[0]["partitions"]:
+                await asyncio.sleep(0.2)
+                described = await admin.describe_topics([topic])
             config_responses = await admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, topic)]
             )
