@@ -641,7 +641,7 @@ def create_worker(settings: Settings) -> Worker:
     worker = Worker(
         settings=settings,
         app=app,
-        engine=Engine(load_config(settings.rules_file)),
+        engine=Engine(load_config(settings.rules_file, settings.playbook_file)),
         input_topic=input_topic,
         ticks_topic=ticks_topic,
         alerts_topic=app.topic(

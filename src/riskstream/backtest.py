@@ -49,8 +49,7 @@ NEW_RULE_TEMPLATE = {
     "op": ">=",
     "points": 15,
     "severity": "medium",
-    "owner": "sales",
-    "actions": ["call the customer"],
+    "signal_kind": "ordering_stopped",
 }
 """Fields of the ``no_recent_order`` rule, which the packaged rules lack."""
 

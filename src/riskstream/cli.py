@@ -1,4 +1,4 @@
-"""The ``riskstream`` command: worker, replay, produce and topics."""
+"""The ``riskstream`` command: worker, replay, produce, topics and drill."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def _add_broker(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, help="partitions of new topics (4)")
 
 
+def _add_playbook(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--playbook-file",
+        help="playbook YAML: owner and actions per signal kind and severity "
+        "(default: packaged)",
+    )
+
+
 def _existing_file(value: str) -> Path:
     path = Path(value)
     if not path.is_file():
@@ -59,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--store", help="table store, rocksdb:// or memory://")
     worker.add_argument("--data-dir", help="folder for the worker's local tables")
     worker.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    _add_playbook(worker)
     worker.add_argument(
         "--clock",
         choices=["wall", "event"],
@@ -84,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "summary.json (default out/replay)",
     )
     replay.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    _add_playbook(replay)
     replay.add_argument(
         "--partitions",
         type=int,
@@ -99,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="create the topics riskstream uses")
     _add_broker(topics)
+
+    drill = commands.add_parser(
+        "drill",
+        help="replay a scenario of events and check the alerts and actions it raises",
+    )
+    drill.add_argument(
+        "scenario",
+        nargs="?",
+        help="scenario YAML file, or the name of a packaged scenario (see --list)",
+    )
+    drill.add_argument(
+        "--list", action="store_true", help="list the packaged scenarios and exit"
+    )
+    drill.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    _add_playbook(drill)
+    drill.add_argument(
+        "--no-check",
+        action="store_true",
+        help="print the alerts without comparing them with the scenario's expect list",
+    )
 
     from riskstream.cli_data import add_data_commands
 
@@ -118,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "replay": _replay,
             "produce": _produce,
             "topics": _topics,
+            "drill": _drill,
         }
         handler = handlers.get(args.command, getattr(args, "handler", None))
         if handler is None:
@@ -143,7 +174,7 @@ def _replay(args: argparse.Namespace) -> int:
     from riskstream.drivers.replay import read_lines, replay, write_outputs
     from riskstream.progress import progress_bar
 
-    config = load_config(args.rules_file)
+    config = load_config(args.rules_file, args.playbook_file)
     total = sum(1 for _ in read_lines(args.file))
     with progress_bar(total, "replay") as advance:
         result = replay(
@@ -159,6 +190,33 @@ def _replay(args: argparse.Namespace) -> int:
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from riskstream.drill import (
+        format_drill,
+        load_scenario,
+        packaged_scenarios,
+        run_drill,
+    )
+
+    if args.list:
+        for name in packaged_scenarios():
+            print(name)
+        return 0
+    if args.scenario is None:
+        raise UsageError(
+            "drill: pass a scenario file or a packaged scenario's name; "
+            "riskstream drill --list shows the packaged ones"
+        )
+    config = load_config(args.rules_file, args.playbook_file)
+    scenario = load_scenario(args.scenario)
+    if args.no_check:
+        scenario = scenario.model_copy(update={"expect": None})
+    drill = run_drill(scenario, config)
+    for line in format_drill(drill):
+        print(line)
+    return 0 if drill.passed else 1
 
 
 def _produce(args: argparse.Namespace) -> int:
@@ -189,7 +247,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure_logging(settings.log_format, settings.log_level)
-    load_config(settings.rules_file)
+    load_config(settings.rules_file, settings.playbook_file)
     asyncio.run(ensure_topics(settings, tables=True))
     worker = create_worker(settings)
     if args.metrics_port:

@@ -1,19 +1,22 @@
 """Scoring configuration: rules with thresholds, score levels and model weight.
 
 The file is YAML (see ``config/rules.yaml`` in this package for the default).
-Errors name the file, the line and the rule that failed.
+Each rule names a signal kind, and the playbook file
+(:mod:`riskstream.playbook`) gives the owner and actions of each kind and
+severity. Errors name the file, the line and the rule that failed.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from riskstream.errors import ConfigError
+from riskstream.playbook import Playbook, Severity, load_playbook
+from riskstream.yamlfile import line_of, read_yaml, validation_error
 
 SIGNALS = (
     "days_past_due",
@@ -34,7 +37,6 @@ SIGNALS = (
 )
 """Names a rule's ``signal`` may take; :mod:`riskstream.features` computes them."""
 
-Severity = Literal["low", "medium", "high", "critical"]
 SEVERITY_ORDER: dict[str, int] = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
 
@@ -51,8 +53,8 @@ class Rule(_Strict):
     threshold: Annotated[float, Field(allow_inf_nan=False, strict=True)]
     points: Annotated[float, Field(ge=0, le=100)]
     severity: Severity
-    owner: Literal["sales", "finance", "legal", "operations"]
-    actions: list[str] = Field(min_length=1)
+    signal_kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    """The playbook entry that gives the rule's owner and actions."""
 
     def fires(self, value: float | None) -> bool:
         """Compare ``value`` with the threshold; a missing value never fires."""
@@ -101,6 +103,7 @@ class ScoringConfig(_Strict):
     levels: Levels
     model: ModelWeight
     rules: list[Rule] = Field(min_length=1)
+    playbook: Playbook
 
     @model_validator(mode="after")
     def _unique_names(self) -> ScoringConfig:
@@ -108,6 +111,10 @@ class ScoringConfig(_Strict):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"rules: names must be unique, repeated {repeated}")
+        for rule in self.rules:
+            problem = self.playbook.missing(rule.signal_kind, rule.severity)
+            if problem is not None:
+                raise ValueError(f"rules: {rule.name}: {problem}")
         return self
 
     def thresholds_for(self, signal: str) -> list[float]:
@@ -115,63 +122,65 @@ class ScoringConfig(_Strict):
         return sorted(r.threshold for r in self.rules if r.signal == signal)
 
 
-def load_config(path: str | Path | None = None) -> ScoringConfig:
-    """Load and validate a rules file; ``None`` loads the packaged default.
+def load_config(
+    path: str | Path | None = None, playbook_path: str | Path | None = None
+) -> ScoringConfig:
+    """Load and validate a rules file and its playbook.
+
+    ``None`` loads the packaged default of either file. Every rule's signal
+    kind and severity must have a play in the playbook.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or breaks a rule.
+        ConfigError: a file is missing, not YAML, or breaks a rule.
     """
-    if path is None:
-        text = resources.files("riskstream").joinpath("config/rules.yaml").read_text()
-        name = "riskstream/config/rules.yaml"
-    else:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the rules file ({exc})") from None
-        name = str(path)
-    try:
-        document = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML ({exc})") from None
+    playbook = load_playbook(playbook_path)
+    name, document, data = read_yaml(path, "config/rules.yaml", "rules file")
     rules = data.get("rules") if isinstance(data, dict) else None
     if isinstance(rules, list):
-        seen: set[object] = set()
-        for index, rule in enumerate(rules):
-            rule_name = rule.get("name") if isinstance(rule, dict) else None
-            if rule_name is not None and rule_name in seen:
-                line = _line_of(document, ["rules", index, "name"])
-                raise ConfigError(
-                    f"{name}:{line}: rules.{index}.name: {rule_name!r} is used by "
-                    "an earlier rule; rule names must be unique"
-                )
-            seen.add(rule_name)
+        _check_rules(name, document, rules, playbook)
+    if isinstance(data, dict) and "playbook" in data:
+        line = line_of(document, ["playbook"])
+        raise ConfigError(
+            f"{name}:{line}: playbook: the playbook is a file of its own; pass "
+            "it with --playbook-file (RISKSTREAM_PLAYBOOK_FILE)"
+        )
+    if isinstance(data, dict):
+        data = {**data, "playbook": playbook}
     try:
         return ScoringConfig.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        location = [
-            part for part in error["loc"] if not str(part).startswith("function")
-        ]
-        line = _line_of(document, location)
-        where = ".".join(str(part) for part in location) or "top level"
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"{name}:{line}: {where}: {message}") from None
+        raise validation_error(name, document, exc) from None
 
 
-def _line_of(node: yaml.Node | None, location: list[int | str]) -> int:
-    """Find the 1-based line of the YAML node at ``location``, or its nearest parent."""
-    line = 1 if node is None else node.start_mark.line + 1
-    for part in location:
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        else:
-            child = None
-        if child is None:
-            break
-        node = child
-        line = node.start_mark.line + 1
-    return line
+def _check_rules(
+    name: str, document: yaml.Node | None, rules: list[Any], playbook: Playbook
+) -> None:
+    """Reject repeated names, old owner fields and kinds the playbook lacks."""
+    seen: set[object] = set()
+    for index, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        rule_name = rule.get("name")
+        if rule_name is not None and rule_name in seen:
+            line = line_of(document, ["rules", index, "name"])
+            raise ConfigError(
+                f"{name}:{line}: rules.{index}.name: {rule_name!r} is used by "
+                "an earlier rule; rule names must be unique"
+            )
+        seen.add(rule_name)
+        for moved in ("owner", "actions"):
+            if moved in rule:
+                line = line_of(document, ["rules", index, moved])
+                raise ConfigError(
+                    f"{name}:{line}: rules.{index}.{moved}: owners and actions "
+                    "are set per signal kind and severity in the playbook file; "
+                    f"remove {moved} from the rule"
+                )
+        kind, severity = rule.get("signal_kind"), rule.get("severity")
+        if isinstance(kind, str) and isinstance(severity, str):
+            problem = playbook.missing(kind, severity)
+            if problem is not None:
+                line = line_of(document, ["rules", index, "signal_kind"])
+                raise ConfigError(
+                    f"{name}:{line}: rules.{index}.signal_kind: {problem}"
+                )

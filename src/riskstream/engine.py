@@ -36,6 +36,7 @@ from riskstream.events import (
 )
 from riskstream.features import compute_signals, next_baseline_change
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
+from riskstream.playbook import RISK_LEVEL_KIND
 from riskstream.state import (
     DAY_S,
     MAX_OPEN_INVOICES,
@@ -52,6 +53,8 @@ MAX_CROSSINGS = 10_000
 NEVER = 2**62
 LATE_S = LATE_DAYS * DAY_S
 MONEY_SIGNALS = ("overdue_amount", "exposure", "volume_30d", "volume_90d")
+MODEL_SIGNAL_KIND = "late_payment_model"
+"""The signal kind of the model's entry in an alert's reasons."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -595,6 +598,7 @@ class Engine:
                 {
                     "rule": "model_late_payment",
                     "signal": "late_payment_probability",
+                    "signal_kind": MODEL_SIGNAL_KIND,
                     "value": round(probability, 4),
                     "op": ">=",
                     "threshold": self.config.model.threshold,
@@ -623,9 +627,13 @@ class Engine:
         if rose:
             severities.append(state.level)
         severity = max(severities, key=SEVERITY_ORDER.__getitem__)
+        playbook = self.config.playbook
+        plays = [playbook.play(rule.signal_kind, rule.severity) for rule in leading]
+        if rose:
+            plays.append(playbook.play(RISK_LEVEL_KIND, state.level))
         actions: list[str] = []
-        for rule in leading:
-            actions.extend(a for a in rule.actions if a not in actions)
+        for play in plays:
+            actions.extend(a for a in play.actions if a not in actions)
         state.alerts_raised += 1
         raised_at = to_iso(state.clock_s)
         seed = "|".join(
@@ -650,7 +658,7 @@ class Engine:
             "rules_fired": [rule.name for rule in new_rules],
             "reasons": reasons,
             "recommended_actions": actions,
-            "owner": leading[0].owner if leading else "finance",
+            "owner": plays[0].owner,
             "event_ids": event_ids,
             "model": {
                 "name": MODEL_NAME,
@@ -696,6 +704,8 @@ def _reason(rule: Rule, value: float | None) -> dict[str, Any]:
     return {
         "rule": rule.name,
         "signal": rule.signal,
+        "signal_kind": rule.signal_kind,
+        "severity": rule.severity,
         "value": None if value is None else round(value, 4),
         "op": rule.op,
         "threshold": rule.threshold,

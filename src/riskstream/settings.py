@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     store: str = Field("rocksdb://", description="table store: rocksdb:// or memory://")
     data_dir: str = Field("./riskstream-data", description="worker's local state")
     rules_file: str | None = Field(None, description="scoring rules YAML")
+    playbook_file: str | None = Field(
+        None, description="playbook YAML: owner and actions per signal kind"
+    )
     clock: Literal["event", "wall"] = Field(
         "wall",
         description="what drives overdue checks between events: the wall clock "

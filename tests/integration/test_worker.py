@@ -194,7 +194,9 @@ def produce_without_model(
         update={"model": load_config().model.model_copy(update={"points": 0.0})}
     )
     rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text(yaml.safe_dump(rules.model_dump(mode="json")))
+    rules_file.write_text(
+        yaml.safe_dump(rules.model_dump(mode="json", exclude={"playbook"}))
+    )
     path = write_input(tmp_path / "events.jsonl", customers=150, days=365)
     expected = replay(read_lines(path), rules, partitions=4)
     produce(path, bootstrap, prefix)

@@ -6,6 +6,7 @@ import re
 from importlib import resources
 
 import pytest
+from pydantic import ValidationError
 
 from riskstream.config import SIGNALS, ScoringConfig, load_config
 from riskstream.errors import ConfigError
@@ -29,16 +30,14 @@ rules:
     threshold: 30
     points: 25
     severity: high
-    owner: finance
-    actions: [start collection]
+    signal_kind: overdue
   - name: volume_drop
     signal: volume_ratio_90d
     op: "<="
     threshold: 0.5
     points: 15
     severity: medium
-    owner: sales
-    actions: [call the customer]
+    signal_kind: purchase_volume
 """
 LINES = RULES.splitlines()
 
@@ -118,6 +117,20 @@ def test_minimal_rules_load(tmp_path):
             line_number("  critical: 75"),
             id="levels-out-of-order",
         ),
+        pytest.param(
+            "    signal_kind: purchase_volume",
+            "    signal_kind: volume_trend",
+            line_number("    signal_kind: purchase_volume"),
+            line_number("    signal_kind: purchase_volume"),
+            id="kind-not-in-playbook",
+        ),
+        pytest.param(
+            "    signal_kind: overdue",
+            "    owner: finance",
+            line_number("    signal_kind: overdue"),
+            line_number("    signal_kind: overdue"),
+            id="owner-in-rule",
+        ),
     ],
 )
 def test_invalid_rules_report_line(
@@ -152,6 +165,24 @@ def test_invalid_rules_report_line(
         pytest.param(
             "  high: 50", "  high: 80", "medium < high < critical", id="levels"
         ),
+        pytest.param(
+            "    signal_kind: purchase_volume",
+            "    signal_kind: volume_trend",
+            "rules.1.signal_kind: 'volume_trend' has no entry in the playbook",
+            id="kind-not-in-playbook",
+        ),
+        pytest.param(
+            "    severity: medium",
+            "    severity: critical",
+            "add signal_kinds.purchase_volume.critical",
+            id="severity-without-play",
+        ),
+        pytest.param(
+            "    signal_kind: overdue",
+            "    owner: finance",
+            "rules.0.owner: owners and actions are set",
+            id="owner-in-rule",
+        ),
     ],
 )
 def test_invalid_rules_name_the_rule(tmp_path, original, replacement, words):
@@ -182,3 +213,25 @@ def test_invalid_yaml_rejected(tmp_path):
 
     assert "invalid YAML" in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_playbook_inside_rules_rejected(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES + "playbook: {}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert "--playbook-file" in str(caught.value)
+    assert reported_line(caught.value, path) == len(LINES) + 1
+
+
+def test_config_without_play_invalid():
+    config = load_config()
+    rule = config.rules[0].model_copy(update={"signal_kind": "unknown_kind"})
+    data = config.model_dump() | {"rules": [rule.model_dump()]}
+
+    with pytest.raises(ValidationError) as caught:
+        ScoringConfig.model_validate(data)
+
+    assert "'unknown_kind' has no entry in the playbook" in str(caught.value)

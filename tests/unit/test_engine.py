@@ -33,8 +33,7 @@ rules:
     threshold: 90
     points: 30
     severity: critical
-    owner: legal
-    actions: [legal review]
+    signal_kind: overdue
 """
 """Rules under which an unscored model's 0.5 alone gives 30 points (medium)."""
 
@@ -120,9 +119,8 @@ def test_volume_windows_roll_forward(model, make_event, at, signal, expected):
         op="<=",
         threshold=0.0,
         points=0,
-        severity="low",
-        owner="sales",
-        actions=["look"],
+        severity="medium",
+        signal_kind="purchase_volume",
     )
     engine = Engine(config.model_copy(update={"rules": [*config.rules, watch]}))
     state = CustomerState("c1")
@@ -369,8 +367,10 @@ def test_alert_fields_explain_rule(engine, model, make_event, at):
     assert alert["previous_score"] == 0
     assert alert["level"] == engine.config.levels.level_for(rule.points)
     assert alert["previous_level"] == "low"
-    assert alert["recommended_actions"] == rule.actions
-    assert alert["owner"] == rule.owner
+    play = engine.config.playbook.play(rule.signal_kind, rule.severity)
+    level_play = engine.config.playbook.play("risk_level", alert["level"])
+    assert alert["recommended_actions"] == play.actions + level_play.actions
+    assert alert["owner"] == play.owner
     assert alert["event_ids"] == [invoice.event_id]
     assert alert["model"] == {
         "name": MODEL_NAME,
@@ -389,6 +389,8 @@ def test_alert_reasons_carry_values(engine, model, unpaid_invoice, at):
         {
             "rule": "overdue_30d",
             "signal": "days_past_due",
+            "signal_kind": "overdue",
+            "severity": "high",
             "value": 30.0,
             "op": rule.op,
             "threshold": rule.threshold,
