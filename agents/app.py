@@ -40,10 +40,12 @@ from riskstream_agents import metrics
 from riskstream.config import load_config
 from riskstream.engine import Engine
 from riskstream.errors import InvalidEvent
-from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS, Event
+from riskstream.events import Event
+from riskstream.explain import explain
 from riskstream.kafka_io import Rows, send_batches
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
+from riskstream.partitioning import partition_for
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
 from riskstream.settings import Settings
 from riskstream.state import CustomerState
@@ -200,6 +202,38 @@ class Worker:
         )
         self.runners[partition] = runner
         return runner
+
+    async def explain_customer(self, customer_id: str) -> tuple[dict[str, Any], int]:
+        """Explain a customer whose partition this worker owns.
+
+        Returns the explanation and HTTP status 200, or an error document
+        with 404: the customer has no state, or another worker owns its
+        partition (``owner_url`` names that worker's web server when the
+        assignment lists it).
+        """
+        partition = partition_for(customer_id, self.settings.partitions)
+        changelog = self.customers.changelog_topic.get_topic_name()
+        if TP(changelog, partition) not in self.app.assignor.assigned_actives():
+            owner = None
+            for url, topics in self.app.router.table_metadata("customers").items():
+                if partition in topics.get(changelog, ()):
+                    owner = f"{url}/customers/{customer_id}/"
+            return {
+                "error": f"partition {partition} of customer {customer_id!r} is "
+                "owned by another worker; ask it instead",
+                "owner_url": owner,
+            }, 404
+        async with self.lock:
+            raw = self.customers.get(customer_id)
+            if raw is None:
+                return {
+                    "error": f"customer {customer_id!r} has no state; no valid "
+                    "event of theirs was processed",
+                    "owner_url": None,
+                }, 404
+            runner = self.runners.get(partition)
+            state = CustomerState.from_bytes(raw)
+            return explain(self.engine, state, runner.model if runner else None), 200
 
     async def forget(self, partitions: set[int]) -> None:
         """Drop runners and held messages of revoked partitions.
@@ -376,6 +410,10 @@ class Worker:
             if tp.topic not in names:
                 continue
             received = self.next_offset.get(tp, self.committed_to.get(tp))
+            if received is None:
+                # Nothing arrived yet since the assignment, for example when a
+                # delivery came during recovery and was dropped.
+                received = self.app.consumer._committed_offset.get(tp)
             try:
                 highwater = self.app.consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - aiokafka raises IllegalStateError
@@ -631,7 +669,7 @@ def create_worker(settings: Settings) -> Worker:
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    names = [settings.topic(t) for t in (TOPIC_ORDERS, TOPIC_PAYMENTS, TOPIC_CUSTOMERS)]
+    names = [settings.topic(t) for t in INPUT_TOPICS_IN_ORDER]
     ticks_topic = app.topic(
         settings.topic(TOPIC_TICKS), partitions=settings.partitions, **raw
     )
@@ -683,6 +721,11 @@ def _register(worker: Worker) -> None:
         ):
             await worker.process(list(events))
             yield None
+
+    @app.page("/customers/{customer_id}/")
+    async def customer(web: Any, request: Any, customer_id: str) -> Any:
+        document, status = await worker.explain_customer(customer_id)
+        return web.json(document, status=status)
 
     @app.timer(settings.merge_hold_s / 2)
     async def release_held() -> None:

@@ -1,4 +1,4 @@
-"""The ``riskstream`` command: worker, replay, produce, topics and drill."""
+"""The ``riskstream`` command: worker, replay, produce, topics, drill, explain."""
 
 from __future__ import annotations
 
@@ -110,6 +110,33 @@ def build_parser() -> argparse.ArgumentParser:
     topics = commands.add_parser("topics", help="create the topics riskstream uses")
     _add_broker(topics)
 
+    explain = commands.add_parser(
+        "explain",
+        help="show a customer's state, score, reasons and open alerts",
+    )
+    explain.add_argument("customer_id", help="the customer to explain")
+    source = explain.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--events",
+        type=_existing_file,
+        help="replay this JSONL file of events in process and explain the result",
+    )
+    source.add_argument(
+        "--worker",
+        help="ask a running worker's web server, such as http://127.0.0.1:6066",
+    )
+    explain.add_argument("--rules-file", help="scoring rules YAML (default: packaged)")
+    _add_playbook(explain)
+    explain.add_argument(
+        "--partitions",
+        type=int,
+        default=4,
+        help="partitions to emulate with --events (4)",
+    )
+    explain.add_argument(
+        "--json", action="store_true", help="print the explanation as JSON"
+    )
+
     drill = commands.add_parser(
         "drill",
         help="replay a scenario of events and check the alerts and actions it raises",
@@ -149,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "produce": _produce,
             "topics": _topics,
             "drill": _drill,
+            "explain": _explain,
         }
         handler = handlers.get(args.command, getattr(args, "handler", None))
         if handler is None:
@@ -190,6 +218,61 @@ def _replay(args: argparse.Namespace) -> int:
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from riskstream.explain import explain, format_explanation
+
+    if args.worker is not None:
+        document = _fetch_explanation(args.worker, args.customer_id)
+    else:
+        from riskstream.drivers.replay import read_lines, replay
+        from riskstream.engine import Engine
+
+        config = load_config(args.rules_file, args.playbook_file)
+        result = replay(read_lines(args.events), config, partitions=args.partitions)
+        state = result.states.get(args.customer_id)
+        if state is None:
+            raise UsageError(
+                f"explain: customer {args.customer_id!r} has no valid event in "
+                f"{args.events}; check the id"
+            )
+        model = result.models.get(state.partition)
+        document = explain(Engine(config), state, model)
+    if args.json:
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in format_explanation(document):
+            print(line)
+    return 0
+
+
+def _fetch_explanation(base_url: str, customer_id: str) -> dict[str, Any]:
+    """GET a worker's explanation, following it once to the owning worker."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    url = f"{base_url.rstrip('/')}/customers/{urllib.parse.quote(customer_id)}/"
+    for _ in range(2):
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310
+                return dict(orjson.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            body = orjson.loads(exc.read() or b"{}")
+            owner = body.get("owner_url")
+            if exc.code == 404 and owner and owner != url:
+                url = owner
+                continue
+            raise UsageError(
+                f"explain: {url} answered {exc.code}: {body.get('error', exc.reason)}"
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise UsageError(
+                f"explain: cannot reach the worker at {url} ({exc}); check "
+                "--worker and that the worker runs with that --web-port"
+            ) from None
+    raise UsageError(f"explain: no worker owns customer {customer_id!r}")
 
 
 def _drill(args: argparse.Namespace) -> int:

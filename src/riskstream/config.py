@@ -97,12 +97,21 @@ class ModelWeight(_Strict):
     threshold: Annotated[float, Field(gt=0, lt=1)]
 
 
+class AlertPolicy(_Strict):
+    """How open alerts resolve."""
+
+    clear_for_hours: Annotated[float, Field(ge=0, le=24 * 90)] = 24.0
+    """Hours an alert's rules must stay silent before it resolves, so a signal
+    that flaps around its threshold keeps one alert."""
+
+
 class ScoringConfig(_Strict):
     """The whole rules file."""
 
     levels: Levels
     model: ModelWeight
     rules: list[Rule] = Field(min_length=1)
+    alerts: AlertPolicy = AlertPolicy()
     playbook: Playbook
 
     @model_validator(mode="after")

@@ -32,7 +32,7 @@ import orjson
 
 from riskstream.config import ScoringConfig, load_config
 from riskstream.errors import RiskstreamError
-from riskstream.report import alert_origin
+from riskstream.report import alert_origin, raising
 from riskstream.settings import Settings
 
 EVENTS_FILE = "cdnow-events.jsonl"
@@ -78,9 +78,10 @@ class DemoOutput:
 
 
 def sort_alerts(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Sort alerts by ``raised_at``, then customer, then alert id."""
+    """Sort alert updates by ``raised_at``, customer, alert id and sequence."""
     return sorted(
-        alerts, key=lambda a: (a["raised_at"], a["customer_id"], a["alert_id"])
+        alerts,
+        key=lambda a: (a["raised_at"], a["customer_id"], a["alert_id"], a["sequence"]),
     )
 
 
@@ -374,9 +375,9 @@ async def _collect_outputs(
                         continue
                     document = orjson.loads(record.value)
                     if tp.topic == alerts_topic:
-                        if document["alert_id"] in collected.alerts:
+                        if document["update_id"] in collected.alerts:
                             collected.duplicate_alerts += 1
-                        collected.alerts[document["alert_id"]] = document
+                        collected.alerts[document["update_id"]] = document
                     else:
                         collected.scores[document["customer_id"]] = document
                     last_output = now
@@ -469,8 +470,10 @@ def summarize(
     run: RunOutput, events_by_type: dict[str, int], config: ScoringConfig
 ) -> dict[str, Any]:
     """Build the summary that the demo prints and writes to ``summary.json``."""
-    alerts = run.alerts
-    alerts_per_customer = Counter(alert["customer_id"] for alert in alerts)
+    updates = run.alerts
+    alerts = raising(updates)
+    opened = [alert for alert in updates if alert["status"] == "opened"]
+    alerts_per_customer = Counter(alert["customer_id"] for alert in opened)
     ranked = sorted(
         run.scores.values(),
         key=lambda s: (
@@ -494,8 +497,10 @@ def summarize(
         "events": run.events,
         "events_by_type": dict(sorted(events_by_type.items())),
         "customers": len(run.scores),
-        "alerts": len(alerts),
-        "alerts_by_kind": _count(alert["kind"] for alert in alerts),
+        "alerts": len(opened),
+        "alert_updates": len(updates),
+        "alert_updates_by_status": _count(alert["status"] for alert in updates),
+        "alerts_by_signal_kind": _count(alert["signal_kind"] for alert in opened),
         "alerts_by_severity": _count(alert["severity"] for alert in alerts),
         "alerts_by_rule": _count(rule for a in alerts for rule in a["rules_fired"]),
         "alerts_by_origin": _count(alert_origin(alert, config) for alert in alerts),
@@ -531,12 +536,16 @@ def format_summary(summary: dict[str, Any]) -> str:
         origin = "real CDNOW" if kind == "order.placed" else "simulated"
         lines.append(f"  {kind}: {count} ({origin})")
     lines.append(f"customers scored: {summary['customers']}")
-    lines.append(f"alerts: {summary['alerts']}")
+    lines.append(
+        f"alerts opened: {summary['alerts']}, alert updates published: "
+        f"{summary['alert_updates']}"
+    )
     for title, key in (
-        ("by kind", "alerts_by_kind"),
-        ("by severity", "alerts_by_severity"),
-        ("by data they rest on", "alerts_by_origin"),
-        ("by rule fired", "alerts_by_rule"),
+        ("by signal kind", "alerts_by_signal_kind"),
+        ("updates by status", "alert_updates_by_status"),
+        ("opened or escalated, by severity", "alerts_by_severity"),
+        ("opened or escalated, by data they rest on", "alerts_by_origin"),
+        ("opened or escalated, by rule fired", "alerts_by_rule"),
     ):
         counts = ", ".join(f"{name} {count}" for name, count in summary[key].items())
         lines.append(f"  {title}: {counts or 'none'}")

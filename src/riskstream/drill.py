@@ -28,6 +28,7 @@ from pydantic import (
 from riskstream.config import ScoringConfig
 from riskstream.drivers.replay import ReplayResult, replay
 from riskstream.errors import ConfigError
+from riskstream.lifecycle import STATUSES
 from riskstream.playbook import Owner, Severity
 from riskstream.yamlfile import read_yaml, validation_error
 
@@ -40,6 +41,8 @@ class ExpectedAlert(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     customer_id: str | None = None
+    signal_kind: str | None = None
+    status: Literal[STATUSES] | None = None  # type: ignore[valid-type]
     raised_at: AwareDatetime | None = None
     kind: Literal["rule_fired", "level_raised"] | None = None
     rules_fired: list[str] | None = None
@@ -48,6 +51,7 @@ class ExpectedAlert(BaseModel):
     risk_score: float | None = None
     owner: Owner | None = None
     recommended_actions: list[str] | None = None
+    acted_by: str | None = None
 
 
 class Scenario(BaseModel):
@@ -159,10 +163,9 @@ def compare_alerts(
     if len(alerts) != len(expected):
         mismatches.append(f"got {len(alerts)} alerts, expected {len(expected)}")
     for number, alert in enumerate(alerts[len(expected) :], start=len(expected) + 1):
-        rules = ", ".join(alert["rules_fired"]) or "no new rule"
         mismatches.append(
-            f"alert {number}: not expected ({alert['kind']}, {rules}, "
-            f"{alert['severity']}, at {alert['raised_at']})"
+            f"alert {number}: not expected ({alert['signal_kind']} "
+            f"{alert['status']}, {alert['severity']}, at {alert['raised_at']})"
         )
     for number in range(len(alerts) + 1, len(expected) + 1):
         mismatches.append(f"alert {number}: expected but not raised")
@@ -197,16 +200,17 @@ def format_drill(drill: DrillResult) -> list[str]:
     if scenario.description:
         lines.append(f"  {scenario.description.strip()}")
     for number, alert in enumerate(drill.result.alerts, start=1):
-        rules = ", ".join(alert["rules_fired"]) or "no new rule"
+        rules = ", ".join(alert["rules_fired"]) or "no rule"
         lines.append(
             f"{number:3}. {alert['raised_at']}  {alert['customer_id']}  "
-            f"{alert['severity']:<8} {alert['kind']} ({rules}), score "
+            f"{alert['signal_kind']} {alert['status']} (alert "
+            f"{alert['alert_id'][:8]}, update {alert['sequence']}), "
+            f"{alert['severity']}, rules: {rules}, score "
             f"{alert['previous_score']} -> {alert['risk_score']} "
             f"({alert['previous_level']} -> {alert['level']})"
         )
-        lines.append(
-            f"     owner {alert['owner']}: " + "; ".join(alert["recommended_actions"])
-        )
+        actions = "; ".join(alert["recommended_actions"]) or "no actions"
+        lines.append(f"     owner {alert['owner']}: {actions}")
     if not drill.result.alerts:
         lines.append("  no alerts")
     for letter in drill.result.dead_letters:

@@ -9,8 +9,8 @@ computes, never from the wall clock.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from riskstream.crossings import (
 )
 from riskstream.currency import from_minor, minor_units, to_minor
 from riskstream.events import (
+    AlertAction,
     CustomerUpdated,
     Event,
     InvoiceIssued,
@@ -35,6 +36,7 @@ from riskstream.events import (
     PaymentReceived,
 )
 from riskstream.features import compute_signals, next_baseline_change
+from riskstream.lifecycle import ActionRejected, AlertBook, Update, update_id_for
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.playbook import RISK_LEVEL_KIND
 from riskstream.state import (
@@ -125,6 +127,7 @@ class Engine:
             (rule, rule.signal, rule.op == ">=", rule.threshold)
             for rule in config.rules
         ]
+        self.alert_book = AlertBook(round(config.alerts.clear_for_hours * 3600))
 
     # -- events -----------------------------------------------------------
 
@@ -150,6 +153,8 @@ class Engine:
 
         if at_s is None:
             at_s = int(event.occurred_at.timestamp())
+        if isinstance(event, AlertAction):
+            return self._act(state, event, at_s, model)
         outcome = Outcome()
         applied = self._dispatch(state, event, at_s, model, outcome)
         if isinstance(applied, Rejection):
@@ -165,6 +170,22 @@ class Engine:
         state.compact()
         outcome.extend(self.evaluate(state, model, [event.event_id]))
         return outcome
+
+    def _act(
+        self,
+        state: CustomerState,
+        action: AlertAction,
+        at_s: int,
+        model: LatePaymentModel,
+    ) -> Outcome:
+        """Apply an operator's action to an open alert, then score the state."""
+        try:
+            update = self.alert_book.act(state, action)
+        except ActionRejected as exc:
+            state.forget(action.event_id)
+            return Outcome(rejection=Rejection("alert_id", exc.rule, exc.message))
+        state.clock_s = max(state.clock_s, at_s)
+        return self.evaluate(state, model, [action.event_id], first=[update])
 
     def step(
         self, state: CustomerState, event: Event, model: LatePaymentModel
@@ -469,6 +490,9 @@ class Engine:
                 at = (day + RECENT_DAYS) * DAY_S
                 if clock < at < best:
                     best = at
+        at = self.alert_book.next_due(state)
+        if at is not None and at < best:
+            best = at
         return None if best == NEVER else best
 
     def advance(
@@ -519,12 +543,15 @@ class Engine:
         state: CustomerState,
         model: LatePaymentModel,
         event_ids: list[str],
+        first: Sequence[Update] = (),
     ) -> Outcome:
-        """Score the state at its clock; alert when a rule fires or the level rises.
+        """Score the state at its clock and publish the alert updates it causes.
 
-        Every evaluation marks the assessment for publishing, so the latest
-        assessment a driver publishes always describes the latest state,
-        whatever its batch boundaries.
+        ``first`` are updates an operator's action already made, published
+        before the ones the new score causes. Every evaluation marks the
+        assessment for publishing, so the latest assessment a driver
+        publishes always describes the latest state, whatever its batch
+        boundaries.
         """
         signals = compute_signals(state, state.clock_s)
         scale = 10 ** (minor_units(state.currency or "EUR") or 0)
@@ -549,30 +576,17 @@ class Engine:
         score = round(min(100.0, score), 1)
         level = self.config.levels.level_for(score)
 
-        previous_score, previous_level = state.score, state.level
-        new_rules = (
-            []
-            if names == state.firing
-            else [rule for rule in firing if rule.name not in state.firing]
-        )
-        rose = SEVERITY_ORDER[level] > SEVERITY_ORDER[previous_level]
+        previous = (state.score, state.level)
         state.score, state.level, state.firing = score, level, names
+        updates = list(first) + self.alert_book.review(state, firing, level)
 
         outcome = Outcome(rescored=True)
-        if new_rules or rose:
+        if updates:
             reasons = self.reasons(firing, signals, probability)
-            outcome.alerts.append(
-                self._alert(
-                    state,
-                    new_rules,
-                    firing,
-                    reasons,
-                    (previous_score, previous_level),
-                    rose,
-                    event_ids,
-                    model,
+            for update in updates:
+                outcome.alerts.append(
+                    self._alert(state, update, reasons, previous, event_ids, model)
                 )
-            )
         return outcome
 
     def signals(self, state: CustomerState) -> dict[str, float | None]:
@@ -610,55 +624,51 @@ class Engine:
     def _alert(
         self,
         state: CustomerState,
-        new_rules: list[Rule],
-        firing: list[Rule],
+        update: Update,
         reasons: list[dict[str, Any]],
         previous: tuple[float, str],
-        rose: bool,
         event_ids: list[str],
         model: LatePaymentModel,
     ) -> dict[str, Any]:
+        """Build the message of one alert update for ``risk.alerts``."""
+        alert, kind = update.alert, update.signal_kind
+        playbook = self.config.playbook
         leading = sorted(
-            new_rules or firing,
+            update.rules,
             key=lambda rule: (SEVERITY_ORDER[rule.severity], rule.points),
             reverse=True,
         )
-        severities = [rule.severity for rule in new_rules]
-        if rose:
-            severities.append(state.level)
-        severity = max(severities, key=SEVERITY_ORDER.__getitem__)
-        playbook = self.config.playbook
-        plays = [playbook.play(rule.signal_kind, rule.severity) for rule in leading]
-        if rose:
-            plays.append(playbook.play(RISK_LEVEL_KIND, state.level))
+        if update.status in ("opened", "escalated", "snooze_ended"):
+            plays = [playbook.play(rule.signal_kind, rule.severity) for rule in leading]
+            if kind == RISK_LEVEL_KIND:
+                plays.append(playbook.play(kind, alert.severity))
+        else:
+            plays = []
         actions: list[str] = []
         for play in plays:
             actions.extend(a for a in play.actions if a not in actions)
-        state.alerts_raised += 1
-        raised_at = to_iso(state.clock_s)
-        seed = "|".join(
-            [
-                state.customer_id,
-                raised_at,
-                str(state.alerts_raised),
-                ",".join(rule.name for rule in new_rules),
-                state.level,
-            ]
-        )
+        owner = (plays[0] if plays else playbook.play(kind, alert.severity)).owner
+        alert.sequence += 1
         return {
-            "alert_id": hashlib.sha256(seed.encode()).hexdigest()[:32],
+            "alert_id": alert.alert_id,
+            "update_id": update_id_for(alert.alert_id, alert.sequence),
+            "sequence": alert.sequence,
+            "status": update.status,
+            "signal_kind": kind,
             "customer_id": state.customer_id,
-            "raised_at": raised_at,
-            "kind": "rule_fired" if new_rules else "level_raised",
-            "severity": severity,
+            "raised_at": to_iso(state.clock_s),
+            "opened_at": to_iso(alert.opened_s),
+            "kind": "level_raised" if kind == RISK_LEVEL_KIND else "rule_fired",
+            "severity": alert.severity,
             "risk_score": state.score,
             "previous_score": previous[0],
             "level": state.level,
             "previous_level": previous[1],
-            "rules_fired": [rule.name for rule in new_rules],
+            "rules_fired": [rule.name for rule in update.rules],
             "reasons": reasons,
             "recommended_actions": actions,
-            "owner": plays[0].owner,
+            "owner": owner,
+            "acted_by": update.acted_by,
             "event_ids": event_ids,
             "model": {
                 "name": MODEL_NAME,

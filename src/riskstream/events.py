@@ -12,7 +12,7 @@ ISO 4217 currency (two decimals for EUR, none for JPY).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -36,6 +36,7 @@ from riskstream.errors import InvalidEvent
 TOPIC_ORDERS = "erp.orders"
 TOPIC_PAYMENTS = "erp.payments"
 TOPIC_CUSTOMERS = "erp.customers"
+TOPIC_ALERT_ACTIONS = "risk.alert-actions"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
@@ -198,16 +199,67 @@ class CustomerUpdated(_Event):
         return self
 
 
+MAX_SNOOZE = timedelta(days=90)
+
+
+class AlertAction(_Event):
+    """An operator acknowledged, snoozed or resolved an open alert.
+
+    ``customer_id`` is the alert's customer: it keys the message, so the
+    action reaches the worker that owns the customer's alerts.
+    """
+
+    type: Literal["alert.action"]
+    alert_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    action: Literal["acknowledge", "snooze", "resolve"]
+    by: Identifier
+    snooze_for: timedelta | None = Field(
+        default=None,
+        description="How long a snooze lasts, as an ISO 8601 duration such as "
+        "PT4H or P2D; required for snooze, at most 90 days",
+    )
+    note: str | None = Field(default=None, max_length=512)
+
+    @model_validator(mode="after")
+    def _snooze_has_duration(self) -> AlertAction:
+        if self.action == "snooze":
+            if self.snooze_for is None:
+                raise PydanticCustomError(
+                    "snooze_duration",
+                    "snooze_for: required for a snooze, as an ISO 8601 duration "
+                    "such as PT4H",
+                )
+            if not timedelta(0) < self.snooze_for <= MAX_SNOOZE:
+                raise PydanticCustomError(
+                    "snooze_duration",
+                    f"snooze_for: must be more than 0 and at most "
+                    f"{MAX_SNOOZE.days} days, got {self.snooze_for}",
+                )
+        elif self.snooze_for is not None:
+            raise PydanticCustomError(
+                "snooze_duration",
+                f"snooze_for: only a snooze takes a duration, not {self.action}",
+            )
+        return self
+
+
 Event = Annotated[
     OrderPlaced
     | OrderCancelled
     | InvoiceIssued
     | PaymentReceived
     | PaymentFailed
-    | CustomerUpdated,
+    | CustomerUpdated
+    | AlertAction,
     Field(discriminator="type"),
 ]
-CUSTOM_RULES = {"unknown_currency", "out_of_range", "too_many_decimals", "before_issue"}
+CUSTOM_RULES = {
+    "unknown_currency",
+    "out_of_range",
+    "too_many_decimals",
+    "before_issue",
+    "snooze_duration",
+}
 """Rules of :func:`check_amount`, whose messages start with the field name."""
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "order.placed": OrderPlaced,
@@ -216,6 +268,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "payment.received": PaymentReceived,
     "payment.failed": PaymentFailed,
     "customer.updated": CustomerUpdated,
+    "alert.action": AlertAction,
 }
 TOPIC_FOR_TYPE = {
     "order.placed": TOPIC_ORDERS,
@@ -224,6 +277,7 @@ TOPIC_FOR_TYPE = {
     "payment.received": TOPIC_PAYMENTS,
     "payment.failed": TOPIC_PAYMENTS,
     "customer.updated": TOPIC_CUSTOMERS,
+    "alert.action": TOPIC_ALERT_ACTIONS,
 }
 _adapter: TypeAdapter[Event] = TypeAdapter(Event)
 

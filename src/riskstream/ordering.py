@@ -1,7 +1,7 @@
 """Event-time merge of the input topics of one partition.
 
-A customer's orders, payments and master data arrive on three topics, and a
-consumer reads the three partitions at independent speeds, so a payment can
+A customer's orders, payments, master data and alert actions arrive on four
+topics, and a consumer reads their partitions at independent speeds, so a payment can
 reach the worker before the invoice it pays. :class:`EventTimeMerger` keeps
 one FIFO queue per topic and releases the head with the earliest
 ``occurred_at`` once every other topic either has a queued message or has no
@@ -18,12 +18,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from riskstream.events import TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS
+from riskstream.events import (
+    TOPIC_ALERT_ACTIONS,
+    TOPIC_CUSTOMERS,
+    TOPIC_ORDERS,
+    TOPIC_PAYMENTS,
+)
 
 T = TypeVar("T")
 
-INPUT_TOPICS_IN_ORDER = (TOPIC_CUSTOMERS, TOPIC_ORDERS, TOPIC_PAYMENTS)
-"""Tie-break between topics at the same instant: master data, orders, payments."""
+INPUT_TOPICS_IN_ORDER = (
+    TOPIC_CUSTOMERS,
+    TOPIC_ORDERS,
+    TOPIC_PAYMENTS,
+    TOPIC_ALERT_ACTIONS,
+)
+"""Tie-break between topics at the same instant: master data, orders, payments,
+then operators' alert actions."""
 UNTIMED = float("-inf")
 """Sort time of a message without a valid ``occurred_at``; it goes out at once."""
 

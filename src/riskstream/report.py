@@ -50,6 +50,15 @@ class ReportError(RiskstreamError):
     """A report cannot be drawn, for example because matplotlib is missing."""
 
 
+RAISING_STATUSES = ("opened", "escalated")
+"""Alert updates that raise an alert or its severity, as counted and plotted."""
+
+
+def raising(alerts: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the updates that open or escalate an alert."""
+    return [alert for alert in alerts if alert["status"] in RAISING_STATUSES]
+
+
 def alert_origin(alert: dict[str, Any], config: ScoringConfig) -> str:
     """Tell which data an alert rests on: ``real orders``, ``simulated``, or ``both``.
 
@@ -294,12 +303,16 @@ def render_html(
             [
                 ["events processed", summary["events"]],
                 ["customers scored", summary["customers"]],
-                ["alerts", summary["alerts"]],
+                ["alerts opened", summary["alerts"]],
+                ["alert updates", summary["alert_updates"]],
             ],
         ),
         _counts_table("Events by type", events),
-        _counts_table("Alerts by kind", summary["alerts_by_kind"]),
-        _counts_table("Alerts by severity", summary["alerts_by_severity"]),
+        _counts_table("Alerts by signal kind", summary["alerts_by_signal_kind"]),
+        _counts_table("Alert updates by status", summary["alert_updates_by_status"]),
+        _counts_table(
+            "Opened or escalated alerts by severity", summary["alerts_by_severity"]
+        ),
         _counts_table(
             "Alerts by the data they rest on (simulated = payment rules)",
             summary["alerts_by_origin"],
@@ -346,7 +359,11 @@ def write_report(
     customer_id: str | None,
     customer_orders: list[dict[str, Any]],
 ) -> dict[str, Path]:
-    """Draw the plots and write ``report.html`` into ``out_dir``; return the paths."""
+    """Draw the plots and write ``report.html`` into ``out_dir``; return the paths.
+
+    The plots show the updates that open or escalate alerts.
+    """
+    alerts = raising(alerts)
     paths = {
         "alerts_per_week": plot_alerts_per_week(
             alerts, config, out_dir / "alerts-per-week.png"

@@ -34,7 +34,7 @@ MAX_OPEN_INVOICES = 1000
 """Open orders and open invoices kept per customer. A table row goes to Kafka
 as one message, and Kafka rejects messages over 1 MB by default. With both
 lists full and every identifier 128 characters long, a state is 499 KB."""
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def id_digest(value: str) -> bytes:
@@ -102,6 +102,44 @@ class Invoice:
 
 
 @dataclass(slots=True)
+class OpenAlert:
+    """The alert of one signal kind that is open for a customer."""
+
+    alert_id: str
+    severity: str
+    """The highest severity since the alert opened."""
+    opened_s: int
+    status: str = "open"
+    """``open``, ``acknowledged``, ``snoozed``, or ``closed`` when an operator
+    resolved it while its rules still fire."""
+    sequence: int = 0
+    """Number of updates published for the alert, the opening included."""
+    snoozed_until_s: int | None = None
+    cleared_s: int | None = None
+    """When the alert's rules stopped firing, while it waits to resolve."""
+    acted_by: str | None = None
+    """The operator behind the latest acknowledge, snooze or resolve."""
+
+    def to_list(self) -> list[Any]:
+        """Encode as a positional list."""
+        return [
+            self.alert_id,
+            self.severity,
+            self.opened_s,
+            self.status,
+            self.sequence,
+            self.snoozed_until_s,
+            self.cleared_s,
+            self.acted_by,
+        ]
+
+    @classmethod
+    def from_list(cls, row: list[Any]) -> OpenAlert:
+        """Decode from :meth:`to_list`."""
+        return cls(*row)
+
+
+@dataclass(slots=True)
 class CustomerState:
     """Everything riskstream remembers about one customer."""
 
@@ -141,10 +179,12 @@ class CustomerState:
     level: str = "low"
     firing: list[str] = field(default_factory=list)
     alerts_raised: int = 0
-    offsets: list[int] = field(default_factory=lambda: [-1, -1, -1])
+    offsets: list[int] = field(default_factory=lambda: [-1, -1, -1, -1])
     """Offset of the last applied message from each input topic's partition,
-    in the order customers, orders, payments; a redelivered message is at or
-    below it."""
+    in the order customers, orders, payments, alert actions; a redelivered
+    message is at or below it."""
+    open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
+    """Open alerts by signal kind."""
 
     def seen(self, event_id: str) -> bool:
         """Record ``event_id`` and tell whether it was already recorded."""
@@ -231,6 +271,7 @@ class CustomerState:
                 self.firing,
                 self.alerts_raised,
                 self.offsets,
+                {kind: alert.to_list() for kind, alert in self.open_alerts.items()},
             ]
         )
 
@@ -244,14 +285,22 @@ class CustomerState:
                 row[index] = b"".join(
                     value.to_bytes(DIGEST_BYTES, "big") for value in row[index]
                 )
-        elif row[0] == FORMAT_VERSION:
+        elif row[0] in (3, FORMAT_VERSION):
             row[23] = base64.b64decode(row[23])
             row[24] = base64.b64decode(row[24])
         else:
             raise ValueError(f"state format {row[0]} is not {FORMAT_VERSION}")
+        if row[0] < 4:
+            # Before version 4 there was no alert-actions topic and no open
+            # alert list.
+            row[29] = [*row[29], -1]
+            row.append({})
         state = cls(*row[1:])
         state.invoices = {
             key: Invoice.from_list(value) for key, value in row[15].items()
+        }
+        state.open_alerts = {
+            kind: OpenAlert.from_list(value) for kind, value in row[30].items()
         }
         return state
 

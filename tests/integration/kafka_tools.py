@@ -17,7 +17,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-INPUT_TOPICS = ("erp.orders", "erp.payments", "erp.customers")
+INPUT_TOPICS = (
+    "erp.orders",
+    "erp.payments",
+    "erp.customers",
+    "risk.alert-actions",
+)
 
 
 def free_port() -> int:
@@ -51,6 +56,7 @@ class WorkerProcess:
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    web_port: int = field(default_factory=free_port)
 
     def start(self) -> WorkerProcess:
         """Start the worker; its output goes to ``log_path``."""
@@ -62,7 +68,7 @@ class WorkerProcess:
             "--app-id", self.app_id,
             "--data-dir", str(self.data_dir),
             "--clock", "event",
-            "--web-port", str(free_port()),
+            "--web-port", str(self.web_port),
             "--metrics-port", str(free_port()),
             *self.extra_args,
         ]  # fmt: skip

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -16,39 +15,11 @@ from riskstream.drivers.replay import ReplayResult, read_lines, replay
 from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import CustomerState
 
-from .kafka_tools import WorkerProcess, read_topic, run_cli, wait_for_commits
+from .kafka_tools import read_topic, run_cli, wait_for_commits
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "events.jsonl"
-
-
-@pytest.fixture
-def worker_factory(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-) -> Iterator[WorkerProcess]:
-    workers: list[WorkerProcess] = []
-
-    def start(
-        data_dir: str = "data",
-        rules_file: Path | None = None,
-        log_name: str = "worker.log",
-    ) -> WorkerProcess:
-        extra = [] if rules_file is None else ["--rules-file", str(rules_file)]
-        worker = WorkerProcess(
-            bootstrap=kafka_bootstrap,
-            prefix=topic_prefix,
-            app_id=f"{topic_prefix}app",
-            data_dir=tmp_path / data_dir,
-            log_path=tmp_path / log_name,
-            extra_args=extra,
-        )
-        workers.append(worker.start())
-        return worker
-
-    yield start  # type: ignore[misc]
-    for worker in workers:
-        worker.stop()
 
 
 def write_input(path: Path, customers: int, days: int) -> Path:
@@ -132,11 +103,11 @@ def test_worker_matches_replay(worker_factory, kafka_bootstrap, topic_prefix, tm
     alerts = decoded(read_topic(kafka_bootstrap, f"{topic_prefix}risk.alerts"))
     scores = latest_by_key(read_topic(kafka_bootstrap, f"{topic_prefix}risk.scores"))
 
-    by_id = {alert["alert_id"]: alert for alert in alerts}
+    by_id = {alert["update_id"]: alert for alert in alerts}
     assert len(by_id) == len(alerts), "a clean run publishes each alert once"
-    assert sorted(by_id) == sorted(a["alert_id"] for a in expected.alerts)
+    assert sorted(by_id) == sorted(a["update_id"] for a in expected.alerts)
     for alert in expected.alerts:
-        assert by_id[alert["alert_id"]] == alert
+        assert by_id[alert["update_id"]] == alert
     assert {key.decode() for key in scores} == set(expected.scores)
     for customer, score in expected.scores.items():
         assert orjson.loads(scores[customer.encode()]) == score
@@ -156,7 +127,12 @@ def test_dead_letters_keep_original_bytes(
     )
     inputs = {
         (topic, index): value
-        for topic in ("erp.orders", "erp.payments", "erp.customers")
+        for topic in (
+            "erp.orders",
+            "erp.payments",
+            "erp.customers",
+            "risk.alert-actions",
+        )
         for index, (_, value) in enumerate(
             read_topic(kafka_bootstrap, f"{topic_prefix}{topic}")
         )
@@ -235,11 +211,11 @@ def test_restart_after_kill_keeps_state_exact(
 
     assert share < 1.0, "the first worker was killed before it finished"
     assert_states_match(states, expected.states)
-    published = {alert["alert_id"]: alert for alert in alerts}
-    assert set(published) == {alert["alert_id"] for alert in expected.alerts}
-    wanted = {alert["alert_id"]: alert for alert in expected.alerts}
+    published = {alert["update_id"]: alert for alert in alerts}
+    assert set(published) == {alert["update_id"] for alert in expected.alerts}
+    wanted = {alert["update_id"]: alert for alert in expected.alerts}
     for alert in alerts:
-        assert without_model(alert) == without_model(wanted[alert["alert_id"]])
+        assert without_model(alert) == without_model(wanted[alert["update_id"]])
 
 
 def test_rebalance_then_kill_keeps_state_exact(
@@ -264,8 +240,8 @@ def test_rebalance_then_kill_keeps_state_exact(
 
     assert share < 1.0, "the first worker was killed after the input ended"
     assert_states_match(states, expected.states)
-    published = {alert["alert_id"] for alert in alerts}
-    assert published == {alert["alert_id"] for alert in expected.alerts}
+    published = {alert["update_id"] for alert in alerts}
+    assert published == {alert["update_id"] for alert in expected.alerts}
 
 
 def without_model(alert: dict[str, object]) -> dict[str, object]:

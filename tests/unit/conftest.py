@@ -63,6 +63,8 @@ def _type_fields(kind: str) -> dict[str, Any]:
             "currency": "EUR",
             "payment_terms_days": 30,
         }
+    if kind == "alert.action":
+        return {"alert_id": "0" * 32, "action": "acknowledge", "by": "ops.jane"}
     raise ValueError(f"no default fields for event type {kind!r}")
 
 

@@ -46,11 +46,19 @@ def test_demo_writes_files(demo_run: demo.DemoOutput) -> None:
 def test_summary_matches_alerts_file(demo_run: demo.DemoOutput) -> None:
     alerts = read_jsonl(demo_run.paths["alerts"])
     summary = orjson.loads(demo_run.paths["summary"].read_bytes())
-    assert summary["alerts"] == len(alerts)
+    opened = [a for a in alerts if a["status"] == "opened"]
+    raised = [a for a in alerts if a["status"] in ("opened", "escalated")]
+    assert summary["alert_updates"] == len(alerts)
+    assert summary["alerts"] == len(opened)
     assert summary["alerts"] > 0
-    assert summary["alerts_by_kind"] == dict(Counter(a["kind"] for a in alerts))
-    assert summary["alerts_by_severity"] == dict(Counter(a["severity"] for a in alerts))
-    assert sum(summary["alerts_by_origin"].values()) == len(alerts)
+    assert summary["alert_updates_by_status"] == dict(
+        Counter(a["status"] for a in alerts)
+    )
+    assert summary["alerts_by_signal_kind"] == dict(
+        Counter(a["signal_kind"] for a in opened)
+    )
+    assert summary["alerts_by_severity"] == dict(Counter(a["severity"] for a in raised))
+    assert sum(summary["alerts_by_origin"].values()) == len(raised)
 
 
 def test_summary_matches_events_file(demo_run: demo.DemoOutput) -> None:
@@ -91,7 +99,7 @@ def test_report_labels_simulation(demo_run: demo.DemoOutput) -> None:
 def test_printed_summary(demo_run: demo.DemoOutput) -> None:
     printed = "\n".join(PRINTED)
     assert f"events processed: {demo_run.summary['events']} (replay)" in printed
-    assert f"alerts: {demo_run.summary['alerts']}" in printed
+    assert f"alerts opened: {demo_run.summary['alerts']}," in printed
     assert "top 10 customers by risk score:" in printed
     assert "order.placed" in printed
     assert "(real CDNOW)" in printed

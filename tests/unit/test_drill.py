@@ -43,7 +43,7 @@ def test_playbook_change_fails_drill(tmp_path):
     drill = run_drill(load_scenario("overdue-escalation"), config)
 
     assert not drill.passed
-    assert drill.mismatches == ["alert 2: owner is 'finance', expected 'legal'"]
+    assert drill.mismatches == ["alert 3: owner is 'finance', expected 'legal'"]
 
 
 def test_threshold_change_fails_drill(tmp_path):
@@ -66,16 +66,16 @@ def test_missing_and_extra_alerts_listed(tmp_path):
     document["expect"] = document["expect"][:1]
     extra = tmp_path / "extra.yaml"
     extra.write_text(yaml.safe_dump(document))
-    document["expect"] = document["expect"] * 3
+    document["expect"] = document["expect"] * 5
     missing = tmp_path / "missing.yaml"
     missing.write_text(yaml.safe_dump(document))
 
     extra_drill = run_drill(load_scenario(str(extra)), load_config())
     missing_drill = run_drill(load_scenario(str(missing)), load_config())
 
-    assert extra_drill.mismatches[0] == "got 2 alerts, expected 1"
-    assert extra_drill.mismatches[1].startswith("alert 2: not expected (rule_fired")
-    assert "alert 3: expected but not raised" in missing_drill.mismatches
+    assert extra_drill.mismatches[0] == "got 4 alerts, expected 1"
+    assert extra_drill.mismatches[1].startswith("alert 2: not expected (risk_level")
+    assert "alert 5: expected but not raised" in missing_drill.mismatches
 
 
 def test_unexpected_dead_letter_fails(tmp_path):
@@ -127,9 +127,9 @@ def test_drill_command_exit_status(tmp_path, capsys):
     )
 
     assert passed == 0
-    assert "passed: 2 alerts as expected" in passed_output
+    assert "passed: 4 alerts as expected" in passed_output
     assert failed == 1
-    assert "alert 2: owner is 'finance', expected 'legal'" in failed_output
+    assert "alert 3: owner is 'finance', expected 'legal'" in failed_output
     assert unchecked == 0
 
 

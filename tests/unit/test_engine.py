@@ -367,10 +367,14 @@ def test_alert_fields_explain_rule(engine, model, make_event, at):
     assert alert["previous_score"] == 0
     assert alert["level"] == engine.config.levels.level_for(rule.points)
     assert alert["previous_level"] == "low"
+    assert alert["signal_kind"] == "overdue"
+    assert alert["status"] == "opened"
+    assert alert["sequence"] == 1
+    assert alert["opened_at"] == alert["raised_at"]
     play = engine.config.playbook.play(rule.signal_kind, rule.severity)
-    level_play = engine.config.playbook.play("risk_level", alert["level"])
-    assert alert["recommended_actions"] == play.actions + level_play.actions
+    assert alert["recommended_actions"] == play.actions
     assert alert["owner"] == play.owner
+    assert alert["acted_by"] is None
     assert alert["event_ids"] == [invoice.event_id]
     assert alert["model"] == {
         "name": MODEL_NAME,
@@ -399,23 +403,27 @@ def test_alert_reasons_carry_values(engine, model, unpaid_invoice, at):
     ]
 
 
-def test_alert_ids_deterministic(engine, make_event, at):
-    events = [
+def failed_then_order(make_event, at):
+    """Return events that raise several alerts: a failed payment, then an order."""
+    return [
         make_event("customer.updated", at(0)),
         make_event("invoice.issued", at(1), due_at=at(10)),
         make_event("payment.failed", at(12)),
         make_event("order.placed", at(100), order_id="o100"),
     ]
+
+
+def test_alert_ids_deterministic(engine, make_event, at):
+    events = failed_then_order(make_event, at)
     runs = []
 
     for _ in range(2):
         state = CustomerState("c1")
         alerts = step_all(engine, state, LatePaymentModel(), events)
-        runs.append([alert["alert_id"] for alert in alerts])
+        runs.append([(alert["alert_id"], alert["update_id"]) for alert in alerts])
 
     assert len(runs[0]) >= 2
     assert runs[0] == runs[1]
-    assert len(set(runs[0])) == len(runs[0])
 
 
 def test_alert_ids_differ_by_customer(engine, make_event, at):
@@ -654,3 +662,13 @@ def test_full_state_fits_kafka_message(engine, model, make_event, at):
     assert len(state.open_orders) == MAX_OPEN_ORDERS
     assert len(state.invoices) == MAX_OPEN_INVOICES
     assert len(state.to_bytes()) < 1_000_000
+
+
+def test_update_ids_unique(engine, make_event, at):
+    events = failed_then_order(make_event, at)
+    state = CustomerState("c1")
+
+    alerts = step_all(engine, state, LatePaymentModel(), events)
+    update_ids = [alert["update_id"] for alert in alerts]
+
+    assert len(set(update_ids)) == len(update_ids)

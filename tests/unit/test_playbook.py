@@ -30,15 +30,15 @@ def reported_line(error, path):
     return int(match.group(1))
 
 
-def overdue_alert(engine, model, make_event, at):
-    """Return the first alert of an invoice left unpaid 31 days past due."""
+def overdue_alerts(engine, model, make_event, at):
+    """Return the alerts of an invoice left unpaid 31 days past due."""
     state = CustomerState("c1")
     for event in (
         make_event("customer.updated", at(0)),
         make_event("invoice.issued", at(0), due_at=at(30)),
     ):
         engine.step(state, event, model)
-    return engine.advance(state, int(at(61).timestamp()), model).alerts[0]
+    return engine.advance(state, int(at(61).timestamp()), model).alerts
 
 
 def test_packaged_playbook_covers_rules():
@@ -121,27 +121,27 @@ def test_playbook_sets_alert_owner(tmp_path, model, make_event, at):
     )
     engine = Engine(load_config(None, path))
 
-    alert = overdue_alert(engine, model, make_event, at)
+    alert = overdue_alerts(engine, model, make_event, at)[0]
 
     assert alert["rules_fired"] == ["overdue_30d"]
     assert alert["owner"] == "operations"
     assert alert["recommended_actions"][0] == "stop shipping"
 
 
-def test_level_rise_adds_level_play(engine, model, make_event, at):
+def test_level_alert_uses_level_play(engine, model, make_event, at):
     level_play = engine.config.playbook.play(RISK_LEVEL_KIND, "medium")
 
-    alert = overdue_alert(engine, model, make_event, at)
+    alerts = overdue_alerts(engine, model, make_event, at)
 
-    assert alert["level"] == "medium"
-    assert alert["recommended_actions"][-len(level_play.actions) :] == (
-        level_play.actions
-    )
+    assert [alert["signal_kind"] for alert in alerts] == ["overdue", RISK_LEVEL_KIND]
+    assert alerts[1]["level"] == "medium"
+    assert alerts[1]["recommended_actions"] == level_play.actions
+    assert alerts[1]["owner"] == level_play.owner
 
 
 def test_reasons_name_signal_kind(engine, model, make_event, at):
 
-    alert = overdue_alert(engine, model, make_event, at)
+    alert = overdue_alerts(engine, model, make_event, at)[0]
 
     assert alert["reasons"][0]["signal_kind"] == "overdue"
     assert alert["reasons"][0]["severity"] == "high"

@@ -18,6 +18,7 @@ from riskstream.state import (
     RECENT_PAYMENT_IDS,
     CustomerState,
     Invoice,
+    OpenAlert,
     digest_index,
     id_digest,
 )
@@ -315,8 +316,9 @@ def test_version_2_state_loads():
     state = CustomerState("c1")
     state.seen("evt-1")
     state.payment_seen("pay-1")
-    row = orjson.loads(state.to_bytes())
+    row = orjson.loads(state.to_bytes())[:-1]
     row[0] = 2
+    row[29] = row[29][:3]
     row[23] = [int.from_bytes(id_digest("evt-1"), "big")]
     row[24] = [int.from_bytes(id_digest("pay-1"), "big")]
 
@@ -333,3 +335,28 @@ def test_digest_found_only_aligned():
 
     assert digest_index(digests, id_digest("evt-2")) == DIGEST_BYTES
     assert digest_index(digests[1:], id_digest("evt-1")[:-1] + b"!") == -1
+
+
+def test_version_3_state_loads():
+    state = CustomerState("c1", offsets=[4, 5, 6, -1])
+    state.seen("evt-1")
+    row = orjson.loads(state.to_bytes())[:-1]
+    row[0] = 3
+    row[29] = row[29][:3]
+
+    restored = CustomerState.from_bytes(orjson.dumps(row))
+
+    assert restored.offsets == [4, 5, 6, -1]
+    assert restored.open_alerts == {}
+    assert restored.seen("evt-1") is True
+
+
+def test_open_alerts_round_trip():
+    state = CustomerState("c1")
+    state.open_alerts["overdue"] = OpenAlert(
+        "a" * 32, "high", 100, status="snoozed", sequence=2, snoozed_until_s=500
+    )
+
+    restored = CustomerState.from_bytes(state.to_bytes())
+
+    assert restored.open_alerts == state.open_alerts

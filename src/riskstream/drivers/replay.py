@@ -62,7 +62,7 @@ class ReplayResult:
         self.duplicates += batch.duplicates
 
     def summary(self) -> dict[str, Any]:
-        """Counts for people: messages, alerts by kind and severity, levels."""
+        """Counts for people: messages, alert updates by status and kind, levels."""
         return {
             "messages": self.messages,
             "events_by_type": dict(
@@ -71,8 +71,12 @@ class ReplayResult:
             "invalid_by_rule": dict(sorted(self.invalid.items())),
             "duplicates": self.duplicates,
             "customers": len(self.states),
-            "alerts": len(self.alerts),
-            "alerts_by_kind": _count(self.alerts, "kind"),
+            "alert_updates": len(self.alerts),
+            "alerts_opened": sum(
+                1 for alert in self.alerts if alert["status"] == "opened"
+            ),
+            "alert_updates_by_status": _count(self.alerts, "status"),
+            "alerts_by_signal_kind": _count(self.alerts, "signal_kind"),
             "alerts_by_severity": _count(self.alerts, "severity"),
             "alerts_by_rule": dict(
                 sorted(
