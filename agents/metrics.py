@@ -47,7 +47,11 @@ EVENT_SECONDS = Histogram(
     "Mean processing time per message within a batch",
     buckets=(1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01),
 )
-ALERTS = Counter("riskstream_alerts_total", "Alerts published", ["kind", "severity"])
+ALERTS = Counter(
+    "riskstream_alerts_total",
+    "Alert updates published",
+    ["signal_kind", "status", "severity"],
+)
 CUSTOMERS = Gauge(
     "riskstream_customers", "Customers in this worker's partitions by level", ["level"]
 )
@@ -62,6 +66,16 @@ MODEL_ROC_AUC = Gauge(
 MODEL_LOG_LOSS = Gauge(
     "riskstream_model_log_loss",
     "Progressive log loss of the partition's model",
+    ["partition"],
+)
+MODEL_MEAN_ERROR = Gauge(
+    "riskstream_model_mean_error",
+    "Mean absolute error of the partition model's recent predictions (ADWIN)",
+    ["partition"],
+)
+MODEL_DRIFTS = Gauge(
+    "riskstream_model_error_drifts",
+    "Changes in the partition model's error that ADWIN detected",
     ["partition"],
 )
 
@@ -83,7 +97,7 @@ def observe_batch(batch: Batch, messages: int, seconds: float) -> None:
 
 def observe_alert(alert: dict[str, Any]) -> None:
     """Count one published alert."""
-    ALERTS.labels(alert["kind"], alert["severity"]).inc()
+    ALERTS.labels(alert["signal_kind"], alert["status"], alert["severity"]).inc()
 
 
 def register_gauges(worker: Worker) -> None:
@@ -99,3 +113,5 @@ def register_gauges(worker: Worker) -> None:
             MODEL_UPDATES.labels(str(partition)).set(described["updates"])
             MODEL_ROC_AUC.labels(str(partition)).set(described["roc_auc"])
             MODEL_LOG_LOSS.labels(str(partition)).set(described["log_loss"])
+            MODEL_MEAN_ERROR.labels(str(partition)).set(described["mean_error"])
+            MODEL_DRIFTS.labels(str(partition)).set(described["error_drifts"])

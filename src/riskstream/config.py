@@ -34,6 +34,22 @@ SIGNALS = (
     "days_since_last_order",
     "gap_ratio",
     "avg_days_to_pay",
+    "overdue_1_30d",
+    "overdue_31_60d",
+    "overdue_61_90d",
+    "overdue_over_90d",
+    "days_to_pay_trend",
+    "order_frequency_ratio",
+    "category_shift",
+    "complaints_90d",
+    "serious_complaints_90d",
+    "credit_score",
+    "credit_score_change",
+    "debt_ratio",
+    "current_ratio",
+    "negative_cash_flow",
+    "profile_weight",
+    "order_anomaly",
 )
 """Names a rule's ``signal`` may take; :mod:`riskstream.features` computes them."""
 
@@ -105,6 +121,22 @@ class AlertPolicy(_Strict):
     that flaps around its threshold keeps one alert."""
 
 
+class ProfileWeights(_Strict):
+    """Risk weights of industries and regions from ``customer.updated``.
+
+    The ``profile_weight`` signal is the customer's industry weight times its
+    region weight; a name missing from a table weighs 1.
+    """
+
+    industry: dict[str, Annotated[float, Field(gt=0, le=10)]] = {}
+    region: dict[str, Annotated[float, Field(gt=0, le=10)]] = {}
+
+    def weight_for(self, profile: dict[str, str]) -> float:
+        """Return the weight of a customer's profile."""
+        industry = self.industry.get(profile.get("industry", ""), 1.0)
+        return round(industry * self.region.get(profile.get("region", ""), 1.0), 4)
+
+
 class ScoringConfig(_Strict):
     """The whole rules file."""
 
@@ -112,6 +144,7 @@ class ScoringConfig(_Strict):
     model: ModelWeight
     rules: list[Rule] = Field(min_length=1)
     alerts: AlertPolicy = AlertPolicy()
+    profile_weights: ProfileWeights = ProfileWeights()
     playbook: Playbook
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ import bisect
 import math
 
 from riskstream.config import ScoringConfig
-from riskstream.features import expected_volume
+from riskstream.features import AMOUNT, expected_volume
 from riskstream.state import DAY_S, EVENT_WINDOW_DAYS, RECENT_DAYS, CustomerState
 
 COUNT_WINDOWS = {
@@ -19,6 +19,8 @@ COUNT_WINDOWS = {
     "late_payments_365d": ("late_days", EVENT_WINDOW_DAYS),
     "partial_payments_90d": ("partial_days", 90),
     "failed_payments_90d": ("failed_days", 90),
+    "complaints_90d": ("complaint_days", 90),
+    "serious_complaints_90d": ("serious_complaint_days", 90),
 }
 """Count signals over a window of a day list: signal -> (state field, days)."""
 
@@ -67,20 +69,24 @@ def count_flip(days: list[int], before: int, limits: list[int]) -> int | None:
     return first
 
 
-def ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | None:
+def ratio_flip(
+    state: CustomerState, today: int, checks: list[Check], column: int = AMOUNT
+) -> int | None:
     """Return the daily bucket whose leaving the window changes a volume rule.
 
-    The baseline stays as it is until its next block change, which is a
-    crossing of its own, so the ratio after each bucket leaves is known.
+    ``column`` :data:`~riskstream.features.ORDERS` checks rules on the order
+    count ratio instead. The baseline stays as it is until its next block
+    change, which is a crossing of its own, so the ratio after each bucket
+    leaves is known.
     """
-    expected = expected_volume(state, today)
+    expected = expected_volume(state, today, column)
     if expected is None:
         return None
     cutoff = today - RECENT_DAYS
     total = 0
     for bucket in state.days:
         if bucket[0] > cutoff:
-            total += bucket[2]
+            total += bucket[column]
     found: int | None = None
     for at_least, limit in checks:
         ratio = total / expected
@@ -91,7 +97,7 @@ def ratio_flip(state: CustomerState, today: int, checks: list[Check]) -> int | N
                 continue
             if found is not None and bucket[0] >= found:
                 break
-            volume -= bucket[2]
+            volume -= bucket[column]
             ratio = volume / expected
             if (ratio >= limit if at_least else ratio <= limit) != fires_now:
                 found = bucket[0]

@@ -27,15 +27,33 @@ from riskstream.crossings import (
 from riskstream.currency import from_minor, minor_units, to_minor
 from riskstream.events import (
     AlertAction,
+    ComplaintLogged,
+    CreditReportReceived,
     CustomerUpdated,
     Event,
+    FinancialsReported,
     InvoiceIssued,
     OrderCancelled,
     OrderPlaced,
     PaymentFailed,
     PaymentReceived,
 )
-from riskstream.features import compute_signals, next_baseline_change
+from riskstream.features import (
+    AGEING_OFFSETS_DAYS,
+    AMOUNT,
+    ANOMALY_WINDOW_DAYS,
+    ORDERS,
+    compute_signals,
+    next_baseline_change,
+)
+from riskstream.history import (
+    add_order_lines,
+    apply_complaint,
+    apply_credit_report,
+    apply_financials,
+    blend_days_to_pay,
+    score_order,
+)
 from riskstream.lifecycle import ActionRejected, AlertBook, Update, update_id_for
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.playbook import RISK_LEVEL_KIND
@@ -54,7 +72,22 @@ ADP_SMOOTHING = 0.3
 MAX_CROSSINGS = 10_000
 NEVER = 2**62
 LATE_S = LATE_DAYS * DAY_S
-MONEY_SIGNALS = ("overdue_amount", "exposure", "volume_30d", "volume_90d")
+MONEY_SIGNALS = (
+    "overdue_amount",
+    "exposure",
+    "volume_30d",
+    "volume_90d",
+    "overdue_1_30d",
+    "overdue_31_60d",
+    "overdue_61_90d",
+    "overdue_over_90d",
+)
+AGEING_SIGNALS = (
+    "overdue_1_30d",
+    "overdue_31_60d",
+    "overdue_61_90d",
+    "overdue_over_90d",
+)
 MODEL_SIGNAL_KIND = "late_payment_model"
 """The signal kind of the model's entry in an alert's reasons."""
 
@@ -114,6 +147,9 @@ class Engine:
         read = {rule.signal for rule in config.rules}
         if "overdue_amount" in read:
             self._due_offsets = sorted({1, *self._due_offsets})
+        if read.intersection(AGEING_SIGNALS):
+            ageing = [days * DAY_S for days in AGEING_OFFSETS_DAYS]
+            self._due_offsets = sorted({1, *ageing, *self._due_offsets})
         self._count_checks = [
             (attr, window, count_limits(checks_for(config, signal)))
             for signal, (attr, window) in COUNT_WINDOWS.items()
@@ -121,7 +157,9 @@ class Engine:
         ]
         self._window_30 = bool(read & {"volume_30d", "orders_30d"})
         self._window_90 = bool(read & {"volume_90d", "orders_90d"})
+        self._anomaly_read = "order_anomaly" in read
         self._ratio_checks = checks_for(config, "volume_ratio_90d")
+        self._frequency_checks = checks_for(config, "order_frequency_ratio")
         self._money_read = [name for name in MONEY_SIGNALS if name in read]
         self._checks = [
             (rule, rule.signal, rule.op == ">=", rule.threshold)
@@ -208,7 +246,7 @@ class Engine:
     ) -> bool | Rejection:
         """Change the state for one event; False means a repeated business id."""
         if isinstance(event, OrderPlaced):
-            return self._order_placed(state, event, at_s)
+            return self._order_placed(state, event, at_s, model)
         if isinstance(event, OrderCancelled):
             return self._order_cancelled(state, event)
         if isinstance(event, InvoiceIssued):
@@ -218,6 +256,13 @@ class Engine:
         if isinstance(event, PaymentFailed):
             bisect.insort(state.failed_days, at_s // DAY_S)
             return True
+        if isinstance(event, CreditReportReceived):
+            return apply_credit_report(state, event)
+        if isinstance(event, FinancialsReported):
+            return apply_financials(state, event)
+        if isinstance(event, ComplaintLogged):
+            return apply_complaint(state, event, at_s)
+        assert isinstance(event, CustomerUpdated)
         return self._customer_updated(state, event)
 
     def _check_currency(self, state: CustomerState, event: Event) -> Rejection | None:
@@ -237,7 +282,11 @@ class Engine:
         )
 
     def _order_placed(
-        self, state: CustomerState, event: OrderPlaced, at_s: int
+        self,
+        state: CustomerState,
+        event: OrderPlaced,
+        at_s: int,
+        model: LatePaymentModel,
     ) -> bool | Rejection:
         if event.order_id in state.open_orders:
             return False
@@ -251,8 +300,11 @@ class Engine:
             )
         state.currency = event.currency
         amount = to_minor(event.amount, event.currency)
+        score_order(state, model.order_detector, amount, at_s)
         state.add_purchase(at_s, amount)
         state.open_orders[event.order_id] = [amount, at_s]
+        if event.lines:
+            add_order_lines(state, event.lines, event.currency, at_s)
         if state.first_order_s is None or at_s < state.first_order_s:
             state.first_order_s = at_s
         if state.last_order_s is None or at_s >= state.last_order_s:
@@ -393,6 +445,7 @@ class Engine:
             blended = ADP_SMOOTHING * days_to_pay
             blended += (1 - ADP_SMOOTHING) * state.avg_days_to_pay
             state.avg_days_to_pay = round(blended, 3)
+        blend_days_to_pay(state, days_to_pay)
         state.paid_count += 1
         if at_s > invoice.due_s:
             bisect.insort(state.late_days, day)
@@ -477,19 +530,29 @@ class Engine:
                     if clock < at < best:
                         best = at
                     break
+        if self._anomaly_read and state.last_order_s is not None:
+            at = state.last_order_s + ANOMALY_WINDOW_DAYS * DAY_S
+            if clock < at < best:
+                best = at
         if self._window_90 and state.days:
             at = (state.days[0][0] + RECENT_DAYS) * DAY_S
             if clock < at < best:
                 best = at
-        if self._ratio_checks and state.first_order_s is not None:
+        if (
+            self._ratio_checks or self._frequency_checks
+        ) and state.first_order_s is not None:
             at = next_baseline_change(today) * DAY_S
             if at < best:
                 best = at
-            day = ratio_flip(state, today, self._ratio_checks)
-            if day is not None:
-                at = (day + RECENT_DAYS) * DAY_S
-                if clock < at < best:
-                    best = at
+            for checks, column in (
+                (self._ratio_checks, AMOUNT),
+                (self._frequency_checks, ORDERS),
+            ):
+                day = ratio_flip(state, today, checks, column) if checks else None
+                if day is not None:
+                    at = (day + RECENT_DAYS) * DAY_S
+                    if clock < at < best:
+                        best = at
         at = self.alert_book.next_due(state)
         if at is not None and at < best:
             best = at
@@ -554,6 +617,9 @@ class Engine:
         boundaries.
         """
         signals = compute_signals(state, state.clock_s)
+        signals["profile_weight"] = self.config.profile_weights.weight_for(
+            state.profile
+        )
         scale = 10 ** (minor_units(state.currency or "EUR") or 0)
         for name in self._money_read:
             value = signals[name]
@@ -592,6 +658,9 @@ class Engine:
     def signals(self, state: CustomerState) -> dict[str, float | None]:
         """Compute the signals at the state's clock, money in major units."""
         signals = compute_signals(state, state.clock_s)
+        signals["profile_weight"] = self.config.profile_weights.weight_for(
+            state.profile
+        )
         scale = 10 ** (minor_units(state.currency or "EUR") or 0)
         for name in MONEY_SIGNALS:
             value = signals[name]

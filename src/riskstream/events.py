@@ -12,7 +12,7 @@ ISO 4217 currency (two decimals for EUR, none for JPY).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -199,6 +199,39 @@ class CustomerUpdated(_Event):
         return self
 
 
+class CreditReportReceived(_Event):
+    """A credit bureau reported a score for the customer, 0 (worst) to 100."""
+
+    type: Literal["credit_report.received"]
+    bureau: Annotated[str, Field(min_length=1, max_length=64)]
+    score: Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+    rating: str | None = Field(default=None, max_length=16)
+
+
+class FinancialsReported(_Event):
+    """The customer's balance sheet and cash flow for one reporting period.
+
+    Amounts are decimal numbers in any one currency: only their ratios are
+    used, so the currency is not given.
+    """
+
+    type: Literal["financials.reported"]
+    period_end: Annotated[date, Field(description="last day of the period")]
+    total_assets: Annotated[Money, Field(gt=0)]
+    total_liabilities: Annotated[Money, Field(ge=0)]
+    current_assets: Annotated[Money, Field(ge=0)]
+    current_liabilities: Annotated[Money, Field(ge=0)]
+    operating_cash_flow: Money
+
+
+class ComplaintLogged(_Event):
+    """The customer complained, about a delivery, an invoice or the service."""
+
+    type: Literal["complaint.logged"]
+    severity: Literal["low", "medium", "high"]
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 MAX_SNOOZE = timedelta(days=90)
 
 
@@ -250,6 +283,9 @@ Event = Annotated[
     | PaymentReceived
     | PaymentFailed
     | CustomerUpdated
+    | CreditReportReceived
+    | FinancialsReported
+    | ComplaintLogged
     | AlertAction,
     Field(discriminator="type"),
 ]
@@ -268,6 +304,9 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "payment.received": PaymentReceived,
     "payment.failed": PaymentFailed,
     "customer.updated": CustomerUpdated,
+    "credit_report.received": CreditReportReceived,
+    "financials.reported": FinancialsReported,
+    "complaint.logged": ComplaintLogged,
     "alert.action": AlertAction,
 }
 TOPIC_FOR_TYPE = {
@@ -277,6 +316,9 @@ TOPIC_FOR_TYPE = {
     "payment.received": TOPIC_PAYMENTS,
     "payment.failed": TOPIC_PAYMENTS,
     "customer.updated": TOPIC_CUSTOMERS,
+    "credit_report.received": TOPIC_CUSTOMERS,
+    "financials.reported": TOPIC_CUSTOMERS,
+    "complaint.logged": TOPIC_CUSTOMERS,
     "alert.action": TOPIC_ALERT_ACTIONS,
 }
 _adapter: TypeAdapter[Event] = TypeAdapter(Event)

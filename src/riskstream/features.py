@@ -11,6 +11,12 @@ MIN_BASELINE_DAYS = 90
 MIN_ORDERS_FOR_GAP = 3
 BASELINE_BLOCKS = (HISTORY_DAYS - RECENT_DAYS - BLOCK_DAYS) // BLOCK_DAYS
 """Maximum number of 30-day blocks in the purchase baseline (330 days)."""
+ORDERS, AMOUNT = 1, 2
+"""Columns of a purchase bucket or block: ``[day or block, orders, amount]``."""
+ANOMALY_WINDOW_DAYS = 30
+"""Days an unusual order keeps its anomaly score as a signal."""
+AGEING_OFFSETS_DAYS = (31, 61, 91)
+"""Days past due at which an invoice moves to the next ageing bucket."""
 
 
 def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]:
@@ -21,6 +27,7 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
     """
     today = now_s // DAY_S
     days_past_due = overdue = owed = 0
+    ageing = [0, 0, 0, 0]
     for invoice in state.invoices.values():
         outstanding = invoice.outstanding
         owed += outstanding
@@ -29,6 +36,7 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
             late = (now_s - invoice.due_s) // DAY_S
             if late > days_past_due:
                 days_past_due = late
+            ageing[min(3, max(0, late - 1) // 30)] += outstanding
     exposure = owed - state.credit
     for order in state.open_orders.values():
         exposure += order[0]
@@ -54,6 +62,14 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
             gap_ratio = since_last / mean_gap
 
     start_90 = today - 90
+    fast, slow = state.avg_days_to_pay, state.slow_days_to_pay
+    score, previous = state.credit_score, state.credit_score_previous
+    financials = state.financials or [None, None, None, None]
+    expected_orders = expected_volume(state, today, ORDERS)
+    anomaly_current = (
+        state.last_order_s is not None
+        and now_s - state.last_order_s < ANOMALY_WINDOW_DAYS * DAY_S
+    )
     return {
         "days_past_due": float(days_past_due),
         "overdue_amount": float(overdue),
@@ -71,7 +87,50 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
         "days_since_last_order": since_last,
         "gap_ratio": gap_ratio,
         "avg_days_to_pay": state.avg_days_to_pay,
+        "overdue_1_30d": float(ageing[0]),
+        "overdue_31_60d": float(ageing[1]),
+        "overdue_61_90d": float(ageing[2]),
+        "overdue_over_90d": float(ageing[3]),
+        "days_to_pay_trend": None
+        if fast is None or slow is None
+        else round(fast - slow, 3),
+        "order_frequency_ratio": None
+        if expected_orders is None
+        else orders_90 / expected_orders,
+        "category_shift": category_shift(state.categories),
+        "complaints_90d": float(_count_since(state.complaint_days, start_90)),
+        "serious_complaints_90d": float(
+            _count_since(state.serious_complaint_days, start_90)
+        ),
+        "credit_score": score,
+        "credit_score_change": None
+        if score is None or previous is None
+        else score - previous,
+        "debt_ratio": financials[1],
+        "current_ratio": financials[2],
+        "negative_cash_flow": None if financials[3] is None else float(financials[3]),
+        "order_anomaly": state.order_anomaly if anomaly_current else None,
     }
+
+
+def category_shift(categories: dict[str, list[float]]) -> float | None:
+    """Return how far recent order lines moved from the long-term category mix.
+
+    The total variation distance between the two category distributions:
+    0 is the same mix, 1 is no category in common. None without both.
+
+    >>> category_shift({"a": [1.0, 1.0], "b": [0.0, 1.0]})
+    0.5
+    """
+    recent = sum(amounts[0] for amounts in categories.values())
+    long_term = sum(amounts[1] for amounts in categories.values())
+    if recent <= 0 or long_term <= 0:
+        return None
+    distance = sum(
+        abs(amounts[0] / recent - amounts[1] / long_term)
+        for amounts in categories.values()
+    )
+    return round(distance / 2, 4)
 
 
 def _count_since(days: list[int], after_day: int) -> int:
@@ -113,10 +172,13 @@ def next_baseline_change(today: int) -> int:
     return (start // BLOCK_DAYS + 1) * BLOCK_DAYS + RECENT_DAYS - 1
 
 
-def expected_volume(state: CustomerState, today: int) -> float | None:
+def expected_volume(
+    state: CustomerState, today: int, column: int = AMOUNT
+) -> float | None:
     """Return the baseline's purchase volume scaled to 90 days, or None.
 
-    None means there is no baseline yet, or it contains no purchases.
+    ``column`` :data:`ORDERS` returns the order count instead. None means
+    there is no baseline yet, or it contains no purchases.
     """
     span = baseline_blocks(state, today)
     if span is None:
@@ -125,7 +187,7 @@ def expected_volume(state: CustomerState, today: int) -> float | None:
     baseline = 0
     for block in state.blocks:
         if first <= block[0] <= last:
-            baseline += block[2]
+            baseline += block[column]
     if baseline <= 0:
         return None
     return baseline * RECENT_DAYS / span_days

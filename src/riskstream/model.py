@@ -10,13 +10,21 @@ were at issue).
 
 from __future__ import annotations
 
+import math
 import pickle
 from typing import Any
 
-from river import compose, linear_model, metrics, optim, preprocessing
+from river import anomaly, compose, drift, linear_model, metrics, optim, preprocessing
 
 MODEL_NAME = "late_payment_30d"
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"
+ANOMALY_GRACE_ORDERS = 50
+"""Orders a partition's detector learns before its scores count."""
+ANOMALY_MIN_HISTORY = 3
+"""Orders a customer needs before its next one is scored."""
+MIN_DEVIATION = math.log(2)
+"""An order counts as unusual only when its amount, or the gap before it, is
+at least twice or at most half the customer's usual."""
 FEATURES = (
     "amount_to_limit",
     "utilisation",
@@ -71,8 +79,68 @@ class BinnedRocAuc:
         return wins / (late_total * paid_total)
 
 
+class OrderAnomalyDetector:
+    """Scores how unusual an order is against the customer's own history.
+
+    Two river ``GaussianScorer`` models, one per partition like the
+    late-payment model, learn the distribution of an order's log amount over
+    the customer's running mean log amount, and of the log gap since the
+    previous order over the customer's mean gap. An order's score is the
+    larger of the two, 0 for a typical order and near 1 for one far out in
+    either tail: 0.997 is three standard deviations. Deviations below
+    :data:`MIN_DEVIATION` score 0. Scoring and learning two GaussianScorers
+    took about 2 µs per order in a scratch measurement; ``bench/core.py``
+    measures the whole core.
+    """
+
+    def __init__(self) -> None:
+        self.amount = anomaly.GaussianScorer(grace_period=ANOMALY_GRACE_ORDERS)
+        self.gap = anomaly.GaussianScorer(grace_period=ANOMALY_GRACE_ORDERS)
+        self.orders = 0
+
+    def score_and_learn(
+        self, amount_deviation: float, gap_deviation: float | None
+    ) -> float | None:
+        """Score one order's deviations, then learn them; None during the grace."""
+        score = None
+        if self.orders >= ANOMALY_GRACE_ORDERS:
+            score = _tail_score(self.amount, amount_deviation)
+            if gap_deviation is not None:
+                score = max(score, _tail_score(self.gap, gap_deviation))
+        self.amount.learn_one(None, amount_deviation)
+        if gap_deviation is not None:
+            self.gap.learn_one(None, gap_deviation)
+        self.orders += 1
+        return None if score is None else round(score, 6)
+
+
+def _tail_score(scorer: Any, deviation: float) -> float:
+    """Score a deviation, or return 0 for one within :data:`MIN_DEVIATION`.
+
+    Without the floor, a partition whose customers all order alike learns a
+    variance near 0, and any small change scores as an outlier.
+    """
+    if abs(deviation) < MIN_DEVIATION:
+        return 0.0
+    return float(scorer.score_one(None, deviation))
+
+
+def log_ratio(value: float, typical: float) -> float:
+    """Return ``log(value / typical)`` for positive values, with a floor of 1e-9.
+
+    >>> log_ratio(math.e, 1.0)
+    1.0
+    """
+    return math.log(max(value, 1e-9) / max(typical, 1e-9))
+
+
 class LatePaymentModel:
-    """Logistic regression on standardised features, with progressive metrics."""
+    """Logistic regression on standardised features, with progressive metrics.
+
+    The object is the partition's learned state as a whole: it also carries
+    the order anomaly detector and the drift detector on the classifier's
+    error, so one checkpoint restores all three.
+    """
 
     def __init__(self) -> None:
         self.pipeline: Any = compose.Pipeline(
@@ -82,6 +150,10 @@ class LatePaymentModel:
         self.roc_auc = BinnedRocAuc()
         self.log_loss = metrics.LogLoss()
         self.updates = 0
+        self.order_detector = OrderAnomalyDetector()
+        self.error_drift = drift.ADWIN()
+        """ADWIN on the absolute error of each scored prediction."""
+        self.drifts = 0
 
     def predict(self, features: list[float]) -> float:
         """Return the probability that the invoice is paid 30+ days late."""
@@ -94,6 +166,9 @@ class LatePaymentModel:
         if predicted >= 0:
             self.roc_auc.update(late, predicted)
             self.log_loss.update(late, {True: predicted, False: 1 - predicted})
+            self.error_drift.update(abs(float(late) - predicted))
+            if self.error_drift.drift_detected:
+                self.drifts += 1
         # The pipeline's own learn_one does these two steps, at a higher cost.
         scaler, regression = self.pipeline.steps.values()
         values = dict(zip(FEATURES, features, strict=True))
@@ -109,6 +184,9 @@ class LatePaymentModel:
             "updates": self.updates,
             "roc_auc": round(float(self.roc_auc.get()), 4),
             "log_loss": round(float(self.log_loss.get()), 4),
+            "mean_error": round(float(self.error_drift.estimation), 4),
+            "error_drifts": self.drifts,
+            "orders_scored_for_anomalies": self.order_detector.orders,
         }
 
     def to_bytes(self) -> bytes:
@@ -126,4 +204,9 @@ class LatePaymentModel:
         if not isinstance(model.roc_auc, BinnedRocAuc):
             # Version 1 used river's ROCAUC; its counts cannot be carried over.
             model.roc_auc = BinnedRocAuc()
+        if not hasattr(model, "order_detector"):
+            # Versions 1 and 2 had no anomaly or drift detector.
+            model.order_detector = OrderAnomalyDetector()
+            model.error_drift = drift.ADWIN()
+            model.drifts = 0
         return model

@@ -17,6 +17,26 @@ distressed     8 %   normal(35, 15)         20 %     15 %
 defaulter      4 %   as slow until a stop   8 %      30 %
 ============  =====  =====================  =======  ======
 
+Credit reports, financial statements and complaints are simulated from the
+same profile, with a second generator per customer so that they do not change
+the payments drawn:
+
+============  ============  ==========  =============  ==================
+profile       credit score  debt ratio  current ratio  complaint per order
+============  ============  ==========  =============  ==================
+prompt        75 +- 8       0.45        1.6            2 %
+slow          58 +- 10      0.65        1.1            4 %
+distressed    38 +- 10      0.85        0.7            8 %
+defaulter     60 +- 8, -30  0.80        0.8            6 %
+============  ============  ==========  =============  ==================
+
+A credit report arrives 5 days after the first order and every 91 days
+until 91 days after the last one. A defaulter's score falls by 30 once it
+stops paying. Financial statements arrive 120 days after the first order and
+then yearly, each ratio with 10 % noise. Their operating cash flow is
+negative in one statement in two of a distressed or defaulting customer and
+in one in ten otherwise. A complaint is high severity one time in five.
+
 A defaulter stops paying at a uniformly drawn point of its order history:
 invoices issued after it are never paid. A partial payment pays half the
 invoice on the drawn day and the rest 10 to 30 days later. A failed payment
@@ -49,14 +69,26 @@ class Profile:
     partial_rate: float
     failed_rate: float
     stops_paying: bool = False
+    credit_score: tuple[float, float] = (75.0, 8.0)
+    """Mean and standard deviation of the bureau score."""
+    debt_ratio: float = 0.45
+    current_ratio: float = 1.6
+    complaint_rate: float = 0.02
 
 
 PROFILES = (
     Profile("prompt", 0.70, -5.0, 4.0, 0.02, 0.01),
-    Profile("slow", 0.18, 12.0, 8.0, 0.08, 0.04),
-    Profile("distressed", 0.08, 35.0, 15.0, 0.20, 0.15),
-    Profile("defaulter", 0.04, 12.0, 8.0, 0.08, 0.30, stops_paying=True),
+    Profile("slow", 0.18, 12.0, 8.0, 0.08, 0.04, False, (58.0, 10.0), 0.65, 1.1, 0.04),
+    Profile(
+        "distressed", 0.08, 35.0, 15.0, 0.20, 0.15, False, (38.0, 10.0), 0.85, 0.7, 0.08
+    ),
+    Profile(
+        "defaulter", 0.04, 12.0, 8.0, 0.08, 0.30, True, (60.0, 8.0), 0.80, 0.8, 0.06
+    ),
 )
+DEFAULT_SCORE_FALL = 30.0
+REPORT_EVERY_DAYS = 91
+BUREAU = "simulated-bureau"
 
 
 @dataclass(slots=True)
@@ -140,6 +172,9 @@ def simulate(
 
     def finish() -> None:
         if plan is not None and current is not None:
+            plan.events.extend(
+                _simulate_profile_events(current, history, plan, seed, terms_days)
+            )
             for number, event in enumerate(plan.events):
                 if end is None or event["occurred_at"] <= _iso(end):
                     events.append((event["occurred_at"], current, number, event))
@@ -291,3 +326,86 @@ def synthetic_orders(
                 "simulated:orders",
             )
             moment += timedelta(days=rng.expovariate(1 / mean_gap))
+
+
+def _simulate_profile_events(
+    customer: str,
+    history: list[Order],
+    plan: CustomerPlan,
+    seed: int,
+    terms_days: int,
+) -> list[dict[str, Any]]:
+    """Simulate credit reports, financial statements and complaints."""
+    rng = customer_rng(seed, f"{customer}:profile-data")
+    profile = plan.profile
+    first, last = history[0].placed_at, history[-1].placed_at
+    base = {"customer_id": customer, "source": SIMULATED}
+    events: list[dict[str, Any]] = []
+
+    moment, number = first + timedelta(days=5), 0
+    while moment <= last + timedelta(days=REPORT_EVERY_DAYS):
+        mean, spread = profile.credit_score
+        if plan.stop_at is not None and moment >= plan.stop_at:
+            mean -= DEFAULT_SCORE_FALL
+        score = min(100.0, max(0.0, rng.gauss(mean, spread)))
+        events.append(
+            {
+                **base,
+                "event_id": f"{customer}-credit-{number}",
+                "type": "credit_report.received",
+                "occurred_at": _iso(moment),
+                "bureau": BUREAU,
+                "score": round(score, 1),
+            }
+        )
+        moment, number = moment + timedelta(days=REPORT_EVERY_DAYS), number + 1
+
+    moment, number = first + timedelta(days=120), 0
+    troubled = profile.name in ("distressed", "defaulter")
+    while moment <= last + timedelta(days=terms_days):
+        assets = Decimal(1_000_000)
+        debt = profile.debt_ratio * rng.uniform(0.9, 1.1)
+        current_ratio = profile.current_ratio * rng.uniform(0.9, 1.1)
+        liabilities = Decimal(round(300_000 * rng.uniform(0.8, 1.2)))
+        negative = rng.random() < (0.5 if troubled else 0.1)
+        events.append(
+            {
+                **base,
+                "event_id": f"{customer}-financials-{number}",
+                "type": "financials.reported",
+                "occurred_at": _iso(moment),
+                "period_end": (moment - timedelta(days=30)).date().isoformat(),
+                "total_assets": str(assets),
+                "total_liabilities": str(
+                    (assets * Decimal(str(round(debt, 4)))).quantize(Decimal(1))
+                ),
+                "current_assets": str(
+                    (liabilities * Decimal(str(round(current_ratio, 4)))).quantize(
+                        Decimal(1)
+                    )
+                ),
+                "current_liabilities": str(liabilities),
+                "operating_cash_flow": str(
+                    Decimal(round(rng.uniform(-50_000, -1_000)))
+                    if negative
+                    else Decimal(round(rng.uniform(1_000, 80_000)))
+                ),
+            }
+        )
+        moment, number = moment + timedelta(days=365), number + 1
+
+    for order in history:
+        if rng.random() < profile.complaint_rate:
+            events.append(
+                {
+                    **base,
+                    "event_id": f"{order.order_id}-complaint",
+                    "type": "complaint.logged",
+                    "occurred_at": _iso(
+                        order.placed_at + timedelta(days=rng.uniform(2, 10))
+                    ),
+                    "severity": "high" if rng.random() < 0.2 else "medium",
+                    "category": "delivery" if rng.random() < 0.6 else "invoice",
+                }
+            )
+    return events

@@ -6,7 +6,9 @@ customer's single currency, so sums are exact.
 
 Purchase history is kept in daily buckets for the last 90 days and in 30-day
 blocks for the 360 days before that. Older history is dropped. Late, partial
-and failed payments are kept as day numbers for 365 days. Event ids are kept
+and failed payments and complaints are kept as day numbers for 365 days.
+Order line amounts per category decay exponentially, at most
+:data:`MAX_CATEGORIES` of them. Event ids are kept
 as 7-byte hashes of the last :data:`RECENT_IDS` events for deduplication, one
 ``bytes`` value written as base64.
 """
@@ -29,12 +31,14 @@ RECENT_IDS = 64
 RECENT_PAYMENT_IDS = 32
 DIGEST_BYTES = 7
 MAX_UNAPPLIED = 32
+MAX_CATEGORIES = 16
+"""Order line categories tracked per customer; the smallest goes first."""
 MAX_OPEN_ORDERS = 1000
 MAX_OPEN_INVOICES = 1000
 """Open orders and open invoices kept per customer. A table row goes to Kafka
 as one message, and Kafka rejects messages over 1 MB by default. With both
 lists full and every identifier 128 characters long, a state is 499 KB."""
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 def id_digest(value: str) -> bytes:
@@ -185,6 +189,26 @@ class CustomerState:
     message is at or below it."""
     open_alerts: dict[str, OpenAlert] = field(default_factory=dict)
     """Open alerts by signal kind."""
+    credit_score: float | None = None
+    """Latest credit bureau score, 0 (worst) to 100."""
+    credit_score_previous: float | None = None
+    financials: list[Any] | None = None
+    """Latest reported period: ``[period_end_day, debt_ratio, current_ratio,
+    negative_cash_flow]``; the current ratio is None without current
+    liabilities."""
+    complaint_days: list[int] = field(default_factory=list)
+    serious_complaint_days: list[int] = field(default_factory=list)
+    """Days of complaints of high severity, for 365 days like the others."""
+    slow_days_to_pay: float | None = None
+    """Average days to pay with a long memory, to compare the recent one with."""
+    categories: dict[str, list[float]] = field(default_factory=dict)
+    """Order line amounts per category, decayed: ``[recent, long-term]``."""
+    categories_at_s: int = 0
+    """Time the category amounts were last decayed to."""
+    log_amount_mean: float | None = None
+    """Running mean of the log order amount, the anomaly detector's baseline."""
+    order_anomaly: float | None = None
+    """Anomaly score of the latest order; None before there is one."""
 
     def seen(self, event_id: str) -> bool:
         """Record ``event_id`` and tell whether it was already recorded."""
@@ -233,7 +257,13 @@ class CustomerState:
         while self.blocks and self.blocks[0][0] <= oldest_block:
             self.blocks.pop(0)
         oldest_day = today - EVENT_WINDOW_DAYS
-        for days in (self.late_days, self.partial_days, self.failed_days):
+        for days in (
+            self.late_days,
+            self.partial_days,
+            self.failed_days,
+            self.complaint_days,
+            self.serious_complaint_days,
+        ):
             while days and days[0] <= oldest_day:
                 days.pop(0)
 
@@ -272,6 +302,16 @@ class CustomerState:
                 self.alerts_raised,
                 self.offsets,
                 {kind: alert.to_list() for kind, alert in self.open_alerts.items()},
+                self.credit_score,
+                self.credit_score_previous,
+                self.financials,
+                self.complaint_days,
+                self.serious_complaint_days,
+                self.slow_days_to_pay,
+                self.categories,
+                self.categories_at_s,
+                self.log_amount_mean,
+                self.order_anomaly,
             ]
         )
 
@@ -285,7 +325,7 @@ class CustomerState:
                 row[index] = b"".join(
                     value.to_bytes(DIGEST_BYTES, "big") for value in row[index]
                 )
-        elif row[0] in (3, FORMAT_VERSION):
+        elif row[0] in (3, 4, FORMAT_VERSION):
             row[23] = base64.b64decode(row[23])
             row[24] = base64.b64decode(row[24])
         else:
@@ -295,6 +335,10 @@ class CustomerState:
             # alert list.
             row[29] = [*row[29], -1]
             row.append({})
+        if row[0] < 5:
+            # Version 5 added credit, financial, complaint, payment-trend,
+            # category and order anomaly history.
+            row.extend([None, None, None, [], [], None, {}, 0, None, None])
         state = cls(*row[1:])
         state.invoices = {
             key: Invoice.from_list(value) for key, value in row[15].items()

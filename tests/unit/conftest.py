@@ -63,6 +63,19 @@ def _type_fields(kind: str) -> dict[str, Any]:
             "currency": "EUR",
             "payment_terms_days": 30,
         }
+    if kind == "complaint.logged":
+        return {"severity": "medium", "category": "delivery"}
+    if kind == "credit_report.received":
+        return {"bureau": "acme", "score": 60}
+    if kind == "financials.reported":
+        return {
+            "period_end": "2025-12-31",
+            "total_assets": "1000000",
+            "total_liabilities": "500000",
+            "current_assets": "300000",
+            "current_liabilities": "200000",
+            "operating_cash_flow": "25000",
+        }
     if kind == "alert.action":
         return {"alert_id": "0" * 32, "action": "acknowledge", "by": "ops.jane"}
     raise ValueError(f"no default fields for event type {kind!r}")

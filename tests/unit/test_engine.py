@@ -334,12 +334,18 @@ def test_overdue_raised_at_crossing_not_event(
     assert alerts[0]["raised_at"] == to_iso(epoch(crossing))
 
 
-def test_next_due_is_overdue_crossing(engine, unpaid_invoice, at):
+def test_next_due_is_overdue_crossing(engine, model, unpaid_invoice, at):
+    # The ageing rule reads the overdue amounts, which move into their first
+    # bucket a second after the due time and on at 31, 61 and 91 days.
     state, _ = unpaid_invoice
+    due_s = epoch(at(30))
+    crossings = []
 
-    due = engine.next_due(state)
+    for _ in range(3):
+        crossings.append(engine.next_due(state))
+        engine.advance(state, crossings[-1], model)
 
-    assert due == epoch(at(30) + timedelta(days=30))
+    assert crossings == [due_s + 1, due_s + 30 * DAY_S, due_s + 31 * DAY_S]
 
 
 def test_no_alert_without_change(engine, model, unpaid_invoice, at):

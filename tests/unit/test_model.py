@@ -7,7 +7,13 @@ import random
 
 import pytest
 
-from riskstream.model import FEATURES, BinnedRocAuc, LatePaymentModel
+from riskstream.model import (
+    ANOMALY_GRACE_ORDERS,
+    FEATURES,
+    BinnedRocAuc,
+    LatePaymentModel,
+    OrderAnomalyDetector,
+)
 
 PROBES = [
     [0.0] * len(FEATURES),
@@ -126,3 +132,71 @@ def test_version_1_checkpoint_gets_new_auc():
 
     assert isinstance(restored.roc_auc, BinnedRocAuc)
     assert restored.updates == model.updates
+
+
+def test_version_2_checkpoint_gets_detectors():
+    model = LatePaymentModel()
+    train(model)
+    for name in ("order_detector", "error_drift", "drifts"):
+        delattr(model, name)
+
+    restored = LatePaymentModel.from_bytes(pickle.dumps(model))
+
+    assert restored.order_detector.orders == 0
+    assert restored.drifts == 0
+    assert restored.describe()["error_drifts"] == 0
+
+
+def test_detector_silent_in_grace():
+    detector = OrderAnomalyDetector()
+
+    scores = [detector.score_and_learn(0.1, 0.0) for _ in range(ANOMALY_GRACE_ORDERS)]
+
+    assert scores == [None] * ANOMALY_GRACE_ORDERS
+    assert detector.orders == ANOMALY_GRACE_ORDERS
+
+
+def test_detector_flags_far_tail():
+    rng = random.Random(3)
+    detector = OrderAnomalyDetector()
+    for _ in range(200):
+        detector.score_and_learn(rng.gauss(0, 0.5), rng.gauss(0, 0.3))
+
+    typical = detector.score_and_learn(0.05, 0.0)
+    large_order = detector.score_and_learn(3.0, 0.0)
+    long_gap = detector.score_and_learn(0.0, 2.0)
+    no_gap = detector.score_and_learn(0.0, None)
+
+    assert typical < 0.5
+    assert large_order > 0.999
+    assert long_gap > 0.999
+    assert no_gap < 0.5
+
+
+def test_error_drift_detected():
+    model = LatePaymentModel()
+    features = [0.0] * len(FEATURES)
+    for number in range(600):
+        # Good predictions first, then the same predictions turn wrong.
+        late = number % 2 == 0
+        predicted = 0.9 if late == (number < 300) else 0.1
+        model.learn(features, late, predicted)
+
+    described = model.describe()
+
+    assert model.drifts >= 1
+    assert described["error_drifts"] == model.drifts
+    assert described["mean_error"] > 0.5
+
+
+def test_checkpoint_keeps_detectors():
+    model = LatePaymentModel()
+    for _ in range(60):
+        model.order_detector.score_and_learn(0.2, 0.1)
+
+    restored = LatePaymentModel.from_bytes(model.to_bytes())
+
+    assert restored.order_detector.orders == 60
+    assert restored.order_detector.score_and_learn(2.5, None) == (
+        model.order_detector.score_and_learn(2.5, None)
+    )

@@ -316,7 +316,7 @@ def test_version_2_state_loads():
     state = CustomerState("c1")
     state.seen("evt-1")
     state.payment_seen("pay-1")
-    row = orjson.loads(state.to_bytes())[:-1]
+    row = orjson.loads(state.to_bytes())[:30]
     row[0] = 2
     row[29] = row[29][:3]
     row[23] = [int.from_bytes(id_digest("evt-1"), "big")]
@@ -340,7 +340,7 @@ def test_digest_found_only_aligned():
 def test_version_3_state_loads():
     state = CustomerState("c1", offsets=[4, 5, 6, -1])
     state.seen("evt-1")
-    row = orjson.loads(state.to_bytes())[:-1]
+    row = orjson.loads(state.to_bytes())[:30]
     row[0] = 3
     row[29] = row[29][:3]
 
@@ -360,3 +360,31 @@ def test_open_alerts_round_trip():
     restored = CustomerState.from_bytes(state.to_bytes())
 
     assert restored.open_alerts == state.open_alerts
+
+
+def test_version_4_state_loads():
+    state = CustomerState("c1")
+    row = orjson.loads(state.to_bytes())[:31]
+    row[0] = 4
+
+    restored = CustomerState.from_bytes(orjson.dumps(row))
+
+    assert restored.credit_score is None
+    assert restored.complaint_days == []
+    assert restored.categories == {}
+
+
+def test_history_fields_round_trip():
+    state = CustomerState(
+        "c1",
+        credit_score=41.0,
+        credit_score_previous=70.0,
+        financials=[20000, 0.85, None, 1],
+        complaint_days=[20001],
+        serious_complaint_days=[20001],
+        slow_days_to_pay=33.5,
+        categories={"tools": [120.5, 300.0]},
+        categories_at_s=1_700_000_000,
+    )
+
+    assert CustomerState.from_bytes(state.to_bytes()) == state
