@@ -11,7 +11,7 @@ import bisect
 import math
 
 from riskstream.config import ScoringConfig
-from riskstream.features import AMOUNT, expected_volume
+from riskstream.features import AMOUNT
 from riskstream.state import DAY_S, EVENT_WINDOW_DAYS, RECENT_DAYS, CustomerState
 
 COUNT_WINDOWS = {
@@ -70,16 +70,21 @@ def count_flip(days: list[int], before: int, limits: list[int]) -> int | None:
 
 
 def ratio_flip(
-    state: CustomerState, today: int, checks: list[Check], column: int = AMOUNT
+    state: CustomerState,
+    today: int,
+    checks: list[Check],
+    expected: float | None,
+    column: int = AMOUNT,
 ) -> int | None:
     """Return the daily bucket whose leaving the window changes a volume rule.
 
-    ``column`` :data:`~riskstream.features.ORDERS` checks rules on the order
-    count ratio instead. The baseline stays as it is until its next block
-    change, which is a crossing of its own, so the ratio after each bucket
-    leaves is known.
+    ``expected`` is the baseline's volume scaled to 90 days
+    (:func:`~riskstream.features.expected_purchases`). ``column``
+    :data:`~riskstream.features.ORDERS` checks rules on the order count ratio
+    instead, with the baseline's order count. The baseline stays as it is
+    until its next block change, which is a crossing of its own, so the ratio
+    after each bucket leaves is known.
     """
-    expected = expected_volume(state, today, column)
     if expected is None:
         return None
     cutoff = today - RECENT_DAYS

@@ -44,6 +44,7 @@ from riskstream.features import (
     ANOMALY_WINDOW_DAYS,
     ORDERS,
     compute_signals,
+    expected_purchases,
     next_baseline_change,
 )
 from riskstream.history import (
@@ -147,9 +148,12 @@ class Engine:
         read = {rule.signal for rule in config.rules}
         if "overdue_amount" in read:
             self._due_offsets = sorted({1, *self._due_offsets})
-        if read.intersection(AGEING_SIGNALS):
-            ageing = [days * DAY_S for days in AGEING_OFFSETS_DAYS]
-            self._due_offsets = sorted({1, *ageing, *self._due_offsets})
+        # Each ageing bucket changes when an invoice enters or leaves it.
+        bucket_edges = [1, *(days * DAY_S for days in AGEING_OFFSETS_DAYS), None]
+        for index, name in enumerate(AGEING_SIGNALS):
+            if name in read:
+                edges = {bucket_edges[index], bucket_edges[index + 1]} - {None}
+                self._due_offsets = sorted({*edges, *self._due_offsets})
         self._count_checks = [
             (attr, window, count_limits(checks_for(config, signal)))
             for signal, (attr, window) in COUNT_WINDOWS.items()
@@ -157,7 +161,11 @@ class Engine:
         ]
         self._window_30 = bool(read & {"volume_30d", "orders_30d"})
         self._window_90 = bool(read & {"volume_90d", "orders_90d"})
-        self._anomaly_read = "order_anomaly" in read
+        # The anomaly signal ends 30 days after the order, which changes only
+        # rules that fire on it.
+        self._anomaly_checks = checks_for(config, "order_anomaly")
+        self._industry_weights = dict(config.profile_weights.industry)
+        self._region_weights = dict(config.profile_weights.region)
         self._ratio_checks = checks_for(config, "volume_ratio_90d")
         self._frequency_checks = checks_for(config, "order_frequency_ratio")
         self._money_read = [name for name in MONEY_SIGNALS if name in read]
@@ -530,7 +538,11 @@ class Engine:
                     if clock < at < best:
                         best = at
                     break
-        if self._anomaly_read and state.last_order_s is not None:
+        if (
+            self._anomaly_checks
+            and state.last_order_s is not None
+            and _fires_any(self._anomaly_checks, state.order_anomaly)
+        ):
             at = state.last_order_s + ANOMALY_WINDOW_DAYS * DAY_S
             if clock < at < best:
                 best = at
@@ -544,11 +556,14 @@ class Engine:
             at = next_baseline_change(today) * DAY_S
             if at < best:
                 best = at
-            for checks, column in (
-                (self._ratio_checks, AMOUNT),
-                (self._frequency_checks, ORDERS),
+            orders, volume = expected_purchases(state, today)
+            for checks, expected, column in (
+                (self._ratio_checks, volume, AMOUNT),
+                (self._frequency_checks, orders, ORDERS),
             ):
-                day = ratio_flip(state, today, checks, column) if checks else None
+                day = None
+                if checks:
+                    day = ratio_flip(state, today, checks, expected, column)
                 if day is not None:
                     at = (day + RECENT_DAYS) * DAY_S
                     if clock < at < best:
@@ -617,9 +632,7 @@ class Engine:
         boundaries.
         """
         signals = compute_signals(state, state.clock_s)
-        signals["profile_weight"] = self.config.profile_weights.weight_for(
-            state.profile
-        )
+        signals["profile_weight"] = self._profile_weight(state)
         scale = 10 ** (minor_units(state.currency or "EUR") or 0)
         for name in self._money_read:
             value = signals[name]
@@ -655,12 +668,22 @@ class Engine:
                 )
         return outcome
 
+    def _profile_weight(self, state: CustomerState) -> float:
+        """Return the industry weight times the region weight of the customer.
+
+        The same as :meth:`ProfileWeights.weight_for
+        <riskstream.config.ProfileWeights.weight_for>`, with the tables copied
+        to plain dicts because this runs at every evaluation.
+        """
+        profile = state.profile
+        industry = self._industry_weights.get(profile.get("industry", ""), 1.0)
+        region = self._region_weights.get(profile.get("region", ""), 1.0)
+        return round(industry * region, 4)
+
     def signals(self, state: CustomerState) -> dict[str, float | None]:
         """Compute the signals at the state's clock, money in major units."""
         signals = compute_signals(state, state.clock_s)
-        signals["profile_weight"] = self.config.profile_weights.weight_for(
-            state.profile
-        )
+        signals["profile_weight"] = self._profile_weight(state)
         scale = 10 ** (minor_units(state.currency or "EUR") or 0)
         for name in MONEY_SIGNALS:
             value = signals[name]
@@ -768,6 +791,15 @@ class Engine:
                 for key, value in signals.items()
             },
         }
+
+
+def _fires_any(checks: list[tuple[bool, float]], value: float | None) -> bool:
+    """Tell whether any of the rule comparisons fires on ``value``."""
+    if value is None:
+        return False
+    return any(
+        value >= limit if at_least else value <= limit for at_least, limit in checks
+    )
 
 
 def _model_probability(state: CustomerState) -> float:

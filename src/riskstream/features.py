@@ -65,7 +65,7 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
     fast, slow = state.avg_days_to_pay, state.slow_days_to_pay
     score, previous = state.credit_score, state.credit_score_previous
     financials = state.financials or [None, None, None, None]
-    expected_orders = expected_volume(state, today, ORDERS)
+    expected_orders, expected = expected_purchases(state, today)
     anomaly_current = (
         state.last_order_s is not None
         and now_s - state.last_order_s < ANOMALY_WINDOW_DAYS * DAY_S
@@ -83,7 +83,7 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
         "volume_90d": float(volume_90),
         "orders_30d": float(orders_30),
         "orders_90d": float(orders_90),
-        "volume_ratio_90d": _volume_ratio(state, today, volume_90),
+        "volume_ratio_90d": None if expected is None else volume_90 / expected,
         "days_since_last_order": since_last,
         "gap_ratio": gap_ratio,
         "avg_days_to_pay": state.avg_days_to_pay,
@@ -180,20 +180,27 @@ def expected_volume(
     ``column`` :data:`ORDERS` returns the order count instead. None means
     there is no baseline yet, or it contains no purchases.
     """
+    return expected_purchases(state, today)[column - 1]
+
+
+def expected_purchases(
+    state: CustomerState, today: int
+) -> tuple[float | None, float | None]:
+    """Return the baseline's order count and volume, each scaled to 90 days.
+
+    Each is None when there is no baseline yet or it contains no purchases.
+    """
     span = baseline_blocks(state, today)
     if span is None:
-        return None
+        return None, None
     first, last, span_days = span
-    baseline = 0
+    orders = volume = 0
     for block in state.blocks:
         if first <= block[0] <= last:
-            baseline += block[column]
-    if baseline <= 0:
-        return None
-    return baseline * RECENT_DAYS / span_days
-
-
-def _volume_ratio(state: CustomerState, today: int, volume_90: int) -> float | None:
-    """Compare the last 90 days' volume with the baseline's average 90 days."""
-    expected = expected_volume(state, today)
-    return None if expected is None else volume_90 / expected
+            orders += block[ORDERS]
+            volume += block[AMOUNT]
+    scale = RECENT_DAYS / span_days
+    return (
+        orders * scale if orders > 0 else None,
+        volume * scale if volume > 0 else None,
+    )

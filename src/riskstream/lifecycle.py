@@ -26,7 +26,7 @@ from riskstream.config import SEVERITY_ORDER, Rule
 from riskstream.errors import RiskstreamError
 from riskstream.events import AlertAction
 from riskstream.playbook import RISK_LEVEL_KIND
-from riskstream.state import CustomerState, OpenAlert
+from riskstream.state import CustomerState, OpenAlert, alert_id_for
 
 STATUSES = (
     "opened",
@@ -58,16 +58,6 @@ class ActionRejected(RiskstreamError):
         super().__init__(message)
         self.rule = rule
         self.message = message
-
-
-def alert_id_for(customer_id: str, kind: str, opened_s: int, number: int) -> str:
-    """Derive an alert's id from what opened it, so a replay gives the same id.
-
-    >>> len(alert_id_for("c1", "overdue", 86400, 1))
-    32
-    """
-    seed = f"{customer_id}|{kind}|{opened_s}|{number}"
-    return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def update_id_for(alert_id: str, sequence: int) -> str:
@@ -135,10 +125,12 @@ class AlertBook:
             alert.status == "closed" and rank > SEVERITY_ORDER[alert.severity]
         ):
             state.alerts_raised += 1
+            number = state.alerts_raised
             alert = OpenAlert(
-                alert_id_for(state.customer_id, kind, now, state.alerts_raised),
+                alert_id_for(state.customer_id, kind, now, number),
                 severity,
                 now,
+                number=number,
             )
             state.open_alerts[kind] = alert
             return Update(kind, alert, "opened", rules)

@@ -105,6 +105,18 @@ class Invoice:
         return cls(*row[:7], labelled=bool(flags & 1), partial=bool(flags & 2))
 
 
+def alert_id_for(customer_id: str, kind: str, opened_s: int, number: int) -> str:
+    """Derive an alert's id from what opened it, so a replay gives the same id.
+
+    ``number`` counts the customer's alerts, this one included.
+
+    >>> len(alert_id_for("c1", "overdue", 86400, 1))
+    32
+    """
+    seed = f"{customer_id}|{kind}|{opened_s}|{number}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
 @dataclass(slots=True)
 class OpenAlert:
     """The alert of one signal kind that is open for a customer."""
@@ -123,11 +135,14 @@ class OpenAlert:
     """When the alert's rules stopped firing, while it waits to resolve."""
     acted_by: str | None = None
     """The operator behind the latest acknowledge, snooze or resolve."""
+    number: int = 0
+    """The customer's alert count when this one opened; with the customer,
+    the kind and ``opened_s`` it gives ``alert_id``, which is not stored."""
 
     def to_list(self) -> list[Any]:
-        """Encode as a positional list."""
-        return [
-            self.alert_id,
+        """Encode as a positional list without trailing nulls."""
+        row = [
+            self.number,
             self.severity,
             self.opened_s,
             self.status,
@@ -136,11 +151,26 @@ class OpenAlert:
             self.cleared_s,
             self.acted_by,
         ]
+        while row[-1] is None:
+            row.pop()
+        return row
 
     @classmethod
-    def from_list(cls, row: list[Any]) -> OpenAlert:
-        """Decode from :meth:`to_list`."""
-        return cls(*row)
+    def from_list(cls, row: list[Any], customer_id: str, kind: str) -> OpenAlert:
+        """Decode from :meth:`to_list`, or from the form that stored the id.
+
+        The first states with open alerts stored the id in place of
+        ``number``, so a row that starts with a string keeps it.
+        """
+        row = row + [None] * (8 - len(row))
+        number, severity, opened_s, status, sequence, snoozed, cleared, by = row
+        if isinstance(number, str):
+            alert_id, number = number, 0
+        else:
+            alert_id = alert_id_for(customer_id, kind, opened_s, number)
+        return cls(
+            alert_id, severity, opened_s, status, sequence, snoozed, cleared, by, number
+        )
 
 
 @dataclass(slots=True)
@@ -344,7 +374,8 @@ class CustomerState:
             key: Invoice.from_list(value) for key, value in row[15].items()
         }
         state.open_alerts = {
-            kind: OpenAlert.from_list(value) for kind, value in row[30].items()
+            kind: OpenAlert.from_list(value, state.customer_id, kind)
+            for kind, value in row[30].items()
         }
         return state
 

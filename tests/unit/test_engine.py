@@ -335,8 +335,8 @@ def test_overdue_raised_at_crossing_not_event(
 
 
 def test_next_due_is_overdue_crossing(engine, model, unpaid_invoice, at):
-    # The ageing rule reads the overdue amounts, which move into their first
-    # bucket a second after the due time and on at 31, 61 and 91 days.
+    # The overdue rules cross at 30 and 90 days past due, and the ageing rule
+    # on the 61-90 day bucket when the invoice enters it at 61 days.
     state, _ = unpaid_invoice
     due_s = epoch(at(30))
     crossings = []
@@ -345,7 +345,7 @@ def test_next_due_is_overdue_crossing(engine, model, unpaid_invoice, at):
         crossings.append(engine.next_due(state))
         engine.advance(state, crossings[-1], model)
 
-    assert crossings == [due_s + 1, due_s + 30 * DAY_S, due_s + 31 * DAY_S]
+    assert crossings == [due_s + 30 * DAY_S, due_s + 61 * DAY_S, due_s + 90 * DAY_S]
 
 
 def test_no_alert_without_change(engine, model, unpaid_invoice, at):

@@ -30,11 +30,11 @@ def test_explanation_lists_state(engine, model, make_event, at):
     document = explain(engine, state, model)
 
     assert document["customer_id"] == "c1"
-    assert document["evaluated_at"] == "2026-03-03T00:00:00Z"
+    assert document["evaluated_at"] == "2026-03-02T00:00:00Z"
     assert document["risk_score"] == state.score
     assert document["firing"] == ["overdue_30d"]
     assert document["reasons"][0]["rule"] == "overdue_30d"
-    assert document["open_invoices"][0]["days_past_due"] == 31
+    assert document["open_invoices"][0]["days_past_due"] == 30
     assert document["open_invoices"][0]["outstanding"] == "100.00"
     assert document["credit_limit"] == "1000.00"
     assert [a["signal_kind"] for a in document["open_alerts"]] == [
@@ -59,9 +59,9 @@ def test_format_names_alerts(engine, model, make_event, at):
     text = "\n".join(format_explanation(document))
 
     assert "score 25.0 (medium)" in text
-    assert "overdue_30d: days_past_due 31.0 >= 30.0, +25.0 points" in text
+    assert "overdue_30d: days_past_due 30.0 >= 30.0, +25.0 points" in text
     assert "overdue: open high since 2026-03-02T00:00:00Z" in text
-    assert "i1: 100.00 of 100.00 due 2026-01-31T00:00:00Z, 31 days past due" in text
+    assert "i1: 100.00 of 100.00 due 2026-01-31T00:00:00Z, 30 days past due" in text
 
 
 def test_explain_command_on_file(capsys):

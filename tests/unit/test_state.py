@@ -19,6 +19,7 @@ from riskstream.state import (
     CustomerState,
     Invoice,
     OpenAlert,
+    alert_id_for,
     digest_index,
     id_digest,
 )
@@ -354,12 +355,30 @@ def test_version_3_state_loads():
 def test_open_alerts_round_trip():
     state = CustomerState("c1")
     state.open_alerts["overdue"] = OpenAlert(
-        "a" * 32, "high", 100, status="snoozed", sequence=2, snoozed_until_s=500
+        alert_id_for("c1", "overdue", 100, 3),
+        "high",
+        100,
+        status="snoozed",
+        sequence=2,
+        snoozed_until_s=500,
+        number=3,
     )
 
-    restored = CustomerState.from_bytes(state.to_bytes())
+    encoded = state.to_bytes()
+    restored = CustomerState.from_bytes(encoded)
 
     assert restored.open_alerts == state.open_alerts
+    assert state.open_alerts["overdue"].alert_id.encode() not in encoded
+
+
+def test_open_alert_with_stored_id_loads():
+    row = orjson.loads(CustomerState("c1").to_bytes())
+    row[30] = {"overdue": ["b" * 32, "high", 100, "open", 1, None, None, None]}
+
+    restored = CustomerState.from_bytes(orjson.dumps(row))
+
+    assert restored.open_alerts["overdue"].alert_id == "b" * 32
+    assert restored.open_alerts["overdue"].sequence == 1
 
 
 def test_version_4_state_loads():
