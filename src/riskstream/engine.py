@@ -45,6 +45,7 @@ from riskstream.features import (
     ORDERS,
     compute_signals,
     expected_purchases,
+    model_inputs,
     next_baseline_change,
 )
 from riskstream.history import (
@@ -381,7 +382,7 @@ class Engine:
     def _model_features(
         self, state: CustomerState, at_s: int, amount: int, event: InvoiceIssued
     ) -> list[float]:
-        signals = compute_signals(state, at_s)
+        signals = model_inputs(state, at_s)
         limit = state.credit_limit or 0
         terms = (int(event.due_at.timestamp()) - at_s) / DAY_S
         values = [

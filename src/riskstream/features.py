@@ -97,7 +97,9 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
         "order_frequency_ratio": None
         if expected_orders is None
         else orders_90 / expected_orders,
-        "category_shift": category_shift(state.categories),
+        "category_shift": category_shift(state.categories)
+        if state.categories
+        else None,
         "complaints_90d": float(_count_since(state.complaint_days, start_90)),
         "serious_complaints_90d": float(
             _count_since(state.serious_complaint_days, start_90)
@@ -110,6 +112,43 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
         "current_ratio": financials[2],
         "negative_cash_flow": None if financials[3] is None else float(financials[3]),
         "order_anomaly": state.order_anomaly if anomaly_current else None,
+    }
+
+
+def model_inputs(state: CustomerState, now_s: int) -> dict[str, float | None]:
+    """Compute the signals the late-payment model reads, as :func:`compute_signals`.
+
+    The model scores every invoice at issue, so this skips the other signals;
+    a unit test checks that both functions agree.
+    """
+    start_90 = now_s // DAY_S - 90
+    days_past_due = owed = 0
+    for invoice in state.invoices.values():
+        outstanding = invoice.outstanding
+        owed += outstanding
+        if outstanding > 0 and invoice.due_s < now_s:
+            late = (now_s - invoice.due_s) // DAY_S
+            if late > days_past_due:
+                days_past_due = late
+    exposure = owed - state.credit
+    for order in state.open_orders.values():
+        exposure += order[0]
+    limit = state.credit_limit
+    orders_90 = 0
+    for day, count, _ in reversed(state.days):
+        if day <= start_90:
+            break
+        orders_90 += count
+    late_days = state.late_days
+    return {
+        "utilisation": exposure / limit if limit else None,
+        "late_payments_90d": float(_count_since(late_days, start_90)),
+        "late_payments_365d": float(len(late_days)),
+        "failed_payments_90d": float(_count_since(state.failed_days, start_90)),
+        "partial_payments_90d": float(_count_since(state.partial_days, start_90)),
+        "days_past_due": float(days_past_due),
+        "avg_days_to_pay": state.avg_days_to_pay,
+        "orders_90d": float(orders_90),
     }
 
 

@@ -3,12 +3,15 @@ financial and profile signals and the rules that read them."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import yaml
 
 from riskstream.config import load_config
+from riskstream.drivers.replay import replay
 from riskstream.engine import Engine
-from riskstream.features import category_shift, compute_signals
+from riskstream.features import category_shift, compute_signals, model_inputs
+from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import DAY_S, CustomerState
 
 
@@ -307,3 +310,20 @@ def test_unusual_order_fires_then_expires(engine, model, make_event, at):
     assert unusual[1]["raised_at"] == "2027-06-06T00:00:00Z"
     assert state.order_anomaly >= 0.999
     assert compute_signals(state, epoch(at(530)))["order_anomaly"] is None
+
+
+def test_model_inputs_match_signals():
+    orders = synthetic_orders(60, days=300, seed=4)
+    lines = [orjson.dumps(event) for event in simulate(orders, seed=4)]
+    states = replay(lines, load_config()).states.values()
+    checked = 0
+
+    for state in states:
+        for offset_days in (0, 5, 40):
+            now_s = state.clock_s + offset_days * DAY_S
+            inputs = model_inputs(state, now_s)
+            signals = compute_signals(state, now_s)
+            assert inputs == {name: signals[name] for name in inputs}
+            checked += 1
+
+    assert checked == 180
