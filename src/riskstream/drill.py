@@ -220,6 +220,6 @@ def format_drill(drill: DrillResult) -> list[str]:
     elif drill.passed:
         lines.append(f"passed: {len(drill.result.alerts)} alerts as expected")
     else:
-        lines.append(f"FAILED: {len(drill.mismatches)} differences")
+        lines.append(f"FAILED, differences found: {len(drill.mismatches)}")
         lines.extend(f"  {mismatch}" for mismatch in drill.mismatches)
     return lines
