@@ -1,7 +1,8 @@
 """The Faust app: topics, tables and the agent that feeds the core.
 
-The agent consumes the three ERP topics in batches, plus the tick topic when
-the wall clock drives overdue checks. The event-time merge releases each
+The agent consumes the three ERP topics and the operators' alert-actions
+topic in batches, plus the tick topic when the wall clock drives overdue
+checks. The event-time merge releases each
 message to the :class:`~riskstream.runner.PartitionRunner` of its partition.
 At the end of a batch the agent sends the alerts, scores and dead letters.
 It then writes every changed customer to the ``customers`` table once, and
@@ -489,9 +490,9 @@ class Worker:
             last_event[partition] = event
             with current(event):
                 runner = self.runner_for(event)
-                before = runner.model.updates
+                before = runner.model.learned
                 runner.advance_to(until_s, batch)
-                if runner.model.updates != before:
+                if runner.model.learned != before:
                     models_changed.add(partition)
         self.ticks.clear()
 
@@ -549,12 +550,12 @@ class Worker:
         message = event.message
         with current(event):
             runner = self.runner_for(event)
-            before = runner.model.updates
+            before = runner.model.learned
             source = Source(
                 message.topic, message.partition, message.offset, message.key
             )
             runner.handle(message.value, source, batch, parsed)
-            if runner.model.updates != before:
+            if runner.model.learned != before:
                 models_changed.add(message.partition)
 
     def _caught_up_for(

@@ -106,11 +106,17 @@ class Levels(_Strict):
 
 
 class ModelWeight(_Strict):
-    """Weight of the late-payment model in the score."""
+    """Weight of the late-payment model in the score.
+
+    The highest probability of an open invoice adds ``points`` times itself
+    to the score once it reaches ``threshold``, and is then listed among the
+    reasons with ``severity``.
+    """
 
     points: Annotated[float, Field(ge=0, le=100)]
     min_updates: Annotated[int, Field(ge=0)]
     threshold: Annotated[float, Field(gt=0, lt=1)]
+    severity: Severity = "medium"
 
 
 class AlertPolicy(_Strict):

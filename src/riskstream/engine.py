@@ -59,6 +59,7 @@ from riskstream.history import (
 from riskstream.lifecycle import ActionRejected, AlertBook, Update, update_id_for
 from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
 from riskstream.playbook import RISK_LEVEL_KIND
+from riskstream.scoring import apportion
 from riskstream.state import (
     DAY_S,
     MAX_OPEN_INVOICES,
@@ -113,6 +114,7 @@ class Outcome:
     rejection: Rejection | None = None
     duplicate: bool = False
     model_changed: bool = False
+    """The partition's classifier or order anomaly detector learned."""
     next_due_s: int | None = None
     """After :meth:`Engine.advance`: the state's next crossing time."""
 
@@ -174,6 +176,8 @@ class Engine:
             (rule, rule.signal, rule.op == ">=", rule.threshold)
             for rule in config.rules
         ]
+        self._model_threshold = config.model.threshold
+        self._model_points = config.model.points
         self.alert_book = AlertBook(round(config.alerts.clear_for_hours * 3600))
 
     # -- events -----------------------------------------------------------
@@ -255,7 +259,7 @@ class Engine:
     ) -> bool | Rejection:
         """Change the state for one event; False means a repeated business id."""
         if isinstance(event, OrderPlaced):
-            return self._order_placed(state, event, at_s, model)
+            return self._order_placed(state, event, at_s, model, outcome)
         if isinstance(event, OrderCancelled):
             return self._order_cancelled(state, event)
         if isinstance(event, InvoiceIssued):
@@ -296,6 +300,7 @@ class Engine:
         event: OrderPlaced,
         at_s: int,
         model: LatePaymentModel,
+        outcome: Outcome,
     ) -> bool | Rejection:
         if event.order_id in state.open_orders:
             return False
@@ -309,7 +314,10 @@ class Engine:
             )
         state.currency = event.currency
         amount = to_minor(event.amount, event.currency)
+        learned = model.order_detector.orders
         score_order(state, model.order_detector, amount, at_s)
+        if model.order_detector.orders != learned:
+            outcome.model_changed = True
         state.add_purchase(at_s, amount)
         state.open_orders[event.order_id] = [amount, at_s]
         if event.lines:
@@ -651,8 +659,8 @@ class Engine:
                 names.append(rule.name)
                 score += rule.points
         probability = _model_probability(state)
-        if probability >= 0:
-            score += self.config.model.points * probability
+        if probability >= self._model_threshold:
+            score += self._model_points * probability
         score = round(min(100.0, score), 1)
         level = self.config.levels.level_for(score)
 
@@ -662,7 +670,7 @@ class Engine:
 
         outcome = Outcome(rescored=True)
         if updates:
-            reasons = self.reasons(firing, signals, probability)
+            reasons = self.reasons(firing, signals, probability, score)
             for update in updates:
                 outcome.alerts.append(
                     self._alert(state, update, reasons, previous, event_ids, model)
@@ -697,21 +705,32 @@ class Engine:
         firing: list[Rule],
         signals: dict[str, float | None],
         probability: float,
+        score: float,
     ) -> list[dict[str, Any]]:
-        """Explain a score: each firing rule and the model, with its points."""
+        """Explain a score: each firing rule and the model, with its share.
+
+        ``points`` is what a reason adds before the cap of 100, and
+        ``contribution`` its share of ``score``; the contributions add up to
+        the score exactly.
+        """
         reasons = [_reason(rule, signals[rule.signal]) for rule in firing]
-        if probability >= self.config.model.threshold:
+        points = [rule.points for rule in firing]
+        if probability >= self._model_threshold:
+            points.append(self._model_points * probability)
             reasons.append(
                 {
                     "rule": "model_late_payment",
                     "signal": "late_payment_probability",
                     "signal_kind": MODEL_SIGNAL_KIND,
+                    "severity": self.config.model.severity,
                     "value": round(probability, 4),
                     "op": ">=",
-                    "threshold": self.config.model.threshold,
-                    "points": round(self.config.model.points * probability, 2),
+                    "threshold": self._model_threshold,
+                    "points": round(points[-1], 2),
                 }
             )
+        for reason, share in zip(reasons, apportion(points, score), strict=True):
+            reason["contribution"] = share
         return reasons
 
     def _alert(
@@ -774,7 +793,7 @@ class Engine:
         """Describe the customer's latest score, for the ``risk.scores`` topic."""
         signals = self.signals(state)
         firing = [r for r in self.config.rules if r.name in state.firing]
-        reasons = self.reasons(firing, signals, _model_probability(state))
+        reasons = self.reasons(firing, signals, _model_probability(state), state.score)
         currency = state.currency
         owed = sum(invoice.outstanding for invoice in state.invoices.values())
         return {

@@ -101,9 +101,12 @@ def format_explanation(document: dict[str, Any]) -> list[str]:
     ]
 
     for reason in document["reasons"]:
+        share = f"+{reason['contribution']} points"
+        if reason["contribution"] != reason["points"]:
+            share += f" ({reason['points']} before the cap of 100)"
         lines.append(
             f"    {reason['rule']}: {reason['signal']} {reason['value']} "
-            f"{reason['op']} {reason['threshold']}, +{reason['points']} points"
+            f"{reason['op']} {reason['threshold']}, {share}"
         )
     if not document["reasons"]:
         lines.append("    none: no rule fires")
@@ -139,4 +142,12 @@ def format_explanation(document: dict[str, Any]) -> list[str]:
     )
     lines.append(f"  signals: {signals}")
     lines.append(f"  next time-driven check: {document['next_check_at'] or 'none'}")
+    model = document["model"]
+    if model is not None:
+        lines.append(
+            f"  partition model: {model['name']} version {model['version']}, "
+            f"{model['updates']} labels learned, ROC AUC {model['roc_auc']}, "
+            f"log loss {model['log_loss']}, mean error {model['mean_error']}, "
+            f"{model['error_drifts']} error drifts detected"
+        )
     return lines

@@ -155,6 +155,14 @@ class LatePaymentModel:
         """ADWIN on the absolute error of each scored prediction."""
         self.drifts = 0
 
+    @property
+    def learned(self) -> int:
+        """Count the classifier's labels and the detector's orders learned.
+
+        Both only grow, so a change means the checkpoint is out of date.
+        """
+        return self.updates + self.order_detector.orders
+
     def predict(self, features: list[float]) -> float:
         """Return the probability that the invoice is paid 30+ days late."""
         scaler, regression = self.pipeline.steps.values()

@@ -66,7 +66,6 @@ class Batch:
     duplicates: int = 0
     redelivered: int = 0
     """Messages skipped because the customer's state already applied them."""
-    model_changed: bool = False
 
     def take(self, state: CustomerState, outcome: Outcome) -> None:
         """Record what applying one event or crossing to ``state`` produced."""
@@ -74,7 +73,6 @@ class Batch:
         if outcome.rescored:
             self.rescored[state.customer_id] = state
         self.dirty[state.customer_id] = state
-        self.model_changed = self.model_changed or outcome.model_changed
 
 
 def dead_letter(

@@ -151,23 +151,32 @@ def test_dead_letters_keep_original_bytes(
 
 
 def without_model_outputs(state: CustomerState) -> CustomerState:
-    """Copy ``state`` without the late-payment model's predictions."""
+    """Copy ``state`` without the partition models' outputs.
+
+    Those are the late-payment probabilities and the order anomaly score.
+    """
     copy = CustomerState.from_bytes(state.to_bytes())
     for invoice in copy.invoices.values():
         invoice.probability = -1.0
+    copy.order_anomaly = None
     return copy
 
 
 def produce_without_model(
     tmp_path: Path, bootstrap: str, prefix: str
 ) -> tuple[Path, ReplayResult]:
-    """Produce simulated input and replay it with the model's points at 0.
+    """Produce simulated input and replay it without rules on model outputs.
 
     Returns the rules file for the workers and the replay to compare with.
-    With the model's points at 0, alerts do not depend on the model.
+    With the model's points at 0 and no rule on the order anomaly score,
+    alerts do not depend on the partition models.
     """
-    rules = load_config().model_copy(
-        update={"model": load_config().model.model_copy(update={"points": 0.0})}
+    packaged = load_config()
+    rules = packaged.model_copy(
+        update={
+            "model": packaged.model.model_copy(update={"points": 0.0}),
+            "rules": [r for r in packaged.rules if r.signal != "order_anomaly"],
+        }
     )
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(

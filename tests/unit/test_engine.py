@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
 from riskstream.config import Rule, load_config
+from riskstream.drivers.replay import replay
 from riskstream.engine import Engine, to_iso
 from riskstream.model import MODEL_NAME, MODEL_VERSION, LatePaymentModel
+from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import (
     DAY_S,
     MAX_OPEN_INVOICES,
@@ -405,6 +408,7 @@ def test_alert_reasons_carry_values(engine, model, unpaid_invoice, at):
             "op": rule.op,
             "threshold": rule.threshold,
             "points": rule.points,
+            "contribution": rule.points,
         }
     ]
 
@@ -678,3 +682,91 @@ def test_update_ids_unique(engine, make_event, at):
     update_ids = [alert["update_id"] for alert in alerts]
 
     assert len(set(update_ids)) == len(update_ids)
+
+
+CAPPED_RULES = """\
+levels:
+  medium: 25
+  high: 50
+  critical: 75
+model:
+  points: 20
+  min_updates: 0
+  threshold: 0.5
+rules:
+  - name: overdue_30d
+    signal: days_past_due
+    op: ">="
+    threshold: 30
+    points: 60
+    severity: high
+    signal_kind: overdue
+  - name: failed_payments_90d
+    signal: failed_payments_90d
+    op: ">="
+    threshold: 1
+    points: 50
+    severity: high
+    signal_kind: failed_payments
+"""
+"""Rules whose points with the model's add up to more than the cap of 100."""
+
+
+def contributions(alert):
+    return {reason["rule"]: reason["contribution"] for reason in alert["reasons"]}
+
+
+def test_capped_score_contributions_add_up(tmp_path, model, make_event, at):
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(CAPPED_RULES)
+    engine = Engine(load_config(rules_file))
+    state = CustomerState("c1")
+    engine.step(state, make_event("invoice.issued", at(0), due_at=at(30)), model)
+    engine.step(state, make_event("payment.failed", at(10)), model)
+
+    alerts = engine.advance(state, epoch(at(60)), model).alerts
+
+    shares = contributions(alerts[-1])
+    assert alerts[-1]["risk_score"] == 100.0
+    assert round(sum(shares.values()), 1) == 100.0
+    # 60 + 50 + 20 * 0.5 = 120 points, scaled down to 100.
+    assert shares == {
+        "overdue_30d": 50.0,
+        "failed_payments_90d": 41.7,
+        "model_late_payment": 8.3,
+    }
+    assert alerts[-1]["reasons"][-1]["points"] == 10.0
+    assert alerts[-1]["reasons"][-1]["severity"] == "medium"
+
+
+def test_model_below_threshold_adds_nothing(tmp_path, make_event, at):
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(LEVEL_ONLY_RULES.replace("threshold: 0.5", "threshold: 0.6"))
+    engine = Engine(load_config(rules_file))
+    state = CustomerState("c1")
+
+    outcome = engine.step(
+        state, make_event("invoice.issued", at(0)), LatePaymentModel()
+    )
+
+    assert state.invoices["i1"].probability == 0.5
+    assert state.score == 0.0
+    assert outcome.alerts == []
+
+
+def test_replay_contributions_add_up():
+    orders = synthetic_orders(60, days=300, seed=4)
+    lines = [orjson.dumps(event) for event in simulate(orders, seed=4)]
+    result = replay(lines, load_config())
+    checked = 0
+
+    for alert in result.alerts:
+        if alert["status"] in ("opened", "escalated"):
+            total = sum(contributions(alert).values())
+            assert round(total, 1) == alert["risk_score"], alert["update_id"]
+            checked += 1
+    for score in result.scores.values():
+        total = sum(reason["contribution"] for reason in score["reasons"])
+        assert round(total, 1) == score["risk_score"], score["customer_id"]
+
+    assert checked > 100

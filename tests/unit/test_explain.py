@@ -8,6 +8,7 @@ import orjson
 
 from riskstream.cli import main
 from riskstream.explain import explain, format_explanation
+from riskstream.model import MODEL_VERSION
 from riskstream.state import CustomerState
 
 SAMPLE = Path(__file__).parents[2] / "examples" / "events.jsonl"
@@ -62,6 +63,17 @@ def test_format_names_alerts(engine, model, make_event, at):
     assert "overdue_30d: days_past_due 30.0 >= 30.0, +25.0 points" in text
     assert "overdue: open high since 2026-03-02T00:00:00Z" in text
     assert "i1: 100.00 of 100.00 due 2026-01-31T00:00:00Z, 30 days past due" in text
+
+
+def test_format_shows_model_quality(engine, model, make_event, at):
+    state = overdue_state(engine, model, make_event, at)
+    document = explain(engine, state, model)
+
+    text = "\n".join(format_explanation(document))
+
+    assert f"version {MODEL_VERSION}, 1 labels learned" in text
+    assert "ROC AUC" in text
+    assert "error drifts detected" in text
 
 
 def test_explain_command_on_file(capsys):

@@ -14,6 +14,7 @@ from riskstream.model import (
     LatePaymentModel,
     OrderAnomalyDetector,
 )
+from riskstream.state import CustomerState
 
 PROBES = [
     [0.0] * len(FEATURES),
@@ -200,3 +201,19 @@ def test_checkpoint_keeps_detectors():
     assert restored.order_detector.score_and_learn(2.5, None) == (
         model.order_detector.score_and_learn(2.5, None)
     )
+
+
+def test_detector_learning_marks_model_changed(engine, make_event, at):
+    model = LatePaymentModel()
+    state = CustomerState("c1")
+    orders = [
+        make_event("order.placed", at(day), order_id=f"o{day}")
+        for day in range(0, 50, 5)
+    ]
+
+    outcomes = [engine.step(state, order, model) for order in orders]
+
+    assert model.updates == 0
+    assert model.learned == model.order_detector.orders == len(orders) - 3
+    assert [outcome.model_changed for outcome in outcomes[:3]] == [False] * 3
+    assert all(outcome.model_changed for outcome in outcomes[3:])
