@@ -43,6 +43,25 @@ def simulated_lines(
     return lines if limit is None else lines[:limit]
 
 
+def update_customer(states: dict[str, dict[str, Any]], raw: bytes) -> bytes:
+    """Add one JSON event to its customer's totals and return the output value.
+
+    This is the raw loop's work per message: ``orjson.loads``, one dict update
+    and ``orjson.dumps`` of the customer's totals.
+    """
+    event = orjson.loads(raw)
+    customer = event["customer_id"]
+    state = states.get(customer)
+    if state is None:
+        state = states[customer] = {"events": 0, "amount": 0.0}
+    state["events"] += 1
+    amount = event.get("amount")
+    if amount is not None:
+        state["amount"] += float(amount)
+    state["last_event_at"] = event["occurred_at"]
+    return orjson.dumps({"customer_id": customer, **state})
+
+
 def spread(values: Sequence[float]) -> dict[str, float]:
     """Summarise repeated measurements: median, minimum and maximum."""
     return {

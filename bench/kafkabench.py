@@ -26,7 +26,7 @@ from aiokafka.errors import (
     NotCoordinatorForGroupError,
 )
 from aiokafka.structs import TopicPartition
-from benchlib import cpu_seconds, free_port, log
+from benchlib import cpu_seconds, free_port, log, update_customer
 
 from riskstream.config import load_config
 from riskstream.drivers.replay import MemoryStore
@@ -319,17 +319,7 @@ async def raw_loop(
                     if first is None and records:
                         first = time.perf_counter()
                     for record in records:
-                        event = orjson.loads(record.value)
-                        customer = event["customer_id"]
-                        state = states.get(customer)
-                        if state is None:
-                            state = states[customer] = {"events": 0, "amount": 0.0}
-                        state["events"] += 1
-                        amount = event.get("amount")
-                        if amount is not None:
-                            state["amount"] += float(amount)
-                        state["last_event_at"] = event["occurred_at"]
-                        value = orjson.dumps({"customer_id": customer, **state})
+                        value = update_customer(states, record.value)
                         await producer.send(out_topic, value, key=record.key)
                         seen += 1
                 now = time.monotonic()
@@ -501,45 +491,23 @@ def _loop_rate(
     }
 
 
-class WorkerProcess:
-    """``riskstream worker`` in a subprocess with its own ports and folder."""
+class ChildProcess:
+    """A benchmark subprocess whose output goes to a log file.
+
+    ``name`` labels the process in messages, such as "worker".
+    """
 
     def __init__(
         self,
-        bootstrap: str,
-        prefix: str,
-        app_id: str,
-        data_dir: Path,
-        store: str,
+        name: str,
+        command: list[str],
+        log_path: Path,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        self.name = name
+        self.command = command
+        self.log_path = log_path
         self.extra_env = extra_env or {}
-        self.web_port = free_port()
-        self.metrics_port = free_port()
-        while self.metrics_port == self.web_port:
-            self.metrics_port = free_port()
-        self.data_dir = data_dir
-        self.log_path = data_dir.parent / f"{data_dir.name}.log"
-        self.command = [
-            *riskstream_command(),
-            "worker",
-            "--broker",
-            f"kafka://{bootstrap}",
-            "--topic-prefix",
-            prefix,
-            "--app-id",
-            app_id,
-            "--clock",
-            "event",
-            "--store",
-            store,
-            "--data-dir",
-            str(data_dir),
-            "--web-port",
-            str(self.web_port),
-            "--metrics-port",
-            str(self.metrics_port),
-        ]
         self.process: subprocess.Popen[bytes] | None = None
         self.started_s = 0.0
 
@@ -567,8 +535,8 @@ class WorkerProcess:
         code = self.process.poll()
         if code is not None:
             raise RunFailed(
-                f"worker pid {self.pid} exited with status {code}; last lines of "
-                f"{self.log_path}:\n{tail(self.log_path)}",
+                f"{self.name} pid {self.pid} exited with status {code}; last lines "
+                f"of {self.log_path}:\n{tail(self.log_path)}",
                 self.log_path,
             )
 
@@ -585,7 +553,7 @@ class WorkerProcess:
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                log(f"worker pid {self.pid} ignored SIGTERM, sending SIGKILL")
+                log(f"{self.name} pid {self.pid} ignored SIGTERM, sending SIGKILL")
                 self.process.kill()
                 self.process.wait(timeout=STOP_TIMEOUT_S)
                 killed = True
@@ -595,6 +563,47 @@ class WorkerProcess:
             "stop_seconds": time.monotonic() - started,
             "killed": killed,
         }
+
+
+class WorkerProcess(ChildProcess):
+    """``riskstream worker`` in a subprocess with its own ports and folder."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        app_id: str,
+        data_dir: Path,
+        store: str,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.web_port = free_port()
+        self.metrics_port = free_port()
+        while self.metrics_port == self.web_port:
+            self.metrics_port = free_port()
+        self.data_dir = data_dir
+        command = [
+            *riskstream_command(),
+            "worker",
+            "--broker",
+            f"kafka://{bootstrap}",
+            "--topic-prefix",
+            prefix,
+            "--app-id",
+            app_id,
+            "--clock",
+            "event",
+            "--store",
+            store,
+            "--data-dir",
+            str(data_dir),
+            "--web-port",
+            str(self.web_port),
+            "--metrics-port",
+            str(self.metrics_port),
+        ]
+        log_path = data_dir.parent / f"{data_dir.name}.log"
+        super().__init__("worker", command, log_path, extra_env)
 
 
 def riskstream_command() -> list[str]:
@@ -610,7 +619,7 @@ def riskstream_command() -> list[str]:
 
 
 class RunFailed(Exception):
-    """A raw, worker or latency run that crashed, stalled or timed out."""
+    """A loop, floor, worker or latency run that crashed, stalled or timed out."""
 
     def __init__(self, reason: str, log_path: Path | None = None) -> None:
         super().__init__(reason)

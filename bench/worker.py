@@ -9,6 +9,12 @@ Each repeat produces simulated events to fresh input topics, then measures
   core, alerts and scores, one changelog-style message per changed customer
   and batch, a commit per batch) on plain aiokafka in this process, without
   Faust (:func:`kafkabench.core_loop`);
+* the Faust floor: Faust agents in a subprocess that take the input in
+  batches as the worker does and do nothing else (``floor_noack`` with
+  ``noack_take`` and a commit per batch, ``floor_take`` with ``take`` and
+  Faust's acks and commits), or only the raw loop's work
+  (``floor_work``), which bounds what any Faust agent reaches here
+  (:mod:`faustfloor`);
 * the worker: ``riskstream worker --clock event`` in a subprocess, with its
   own topic prefix, app id, data folder and ports. Its rate is the input
   event count divided by a span. The span starts at the worker's first
@@ -52,6 +58,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import faustfloor
 import orjson
 import pyspy_summary
 from aiokafka import AIOKafkaProducer
@@ -163,9 +170,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip",
         action="append",
-        choices=["raw", "core", "worker", "latency"],
+        choices=["raw", "core", *faustfloor.VARIANTS, "floor", "worker", "latency"],
         default=[],
-        help="leave out a measurement; repeat the flag to leave out several",
+        help="leave out a measurement; repeat the flag to leave out several. "
+        "'floor' leaves out every floor_* variant",
     )
     parser.add_argument(
         "--profile",
@@ -193,14 +201,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--run-timeout",
         type=float,
         default=900.0,
-        help="seconds one raw or worker run may take before it fails (900)",
+        help="seconds one loop, floor or worker run may take before it fails (900)",
     )
     parser.add_argument(
         "--stall-timeout",
         type=float,
         default=90.0,
-        help="fail a worker run when neither its committed offsets nor its "
-        "outputs move for this many seconds (90)",
+        help="fail a worker or floor run when neither its committed offsets nor "
+        "its outputs move for this many seconds (90)",
     )
     parser.add_argument(
         "--max-failures",
@@ -614,6 +622,7 @@ async def run_all(args: argparse.Namespace, lines: list[bytes]) -> dict[str, Any
     runs: dict[str, list[dict[str, Any]]] = {
         "raw": [],
         "core": [],
+        **{variant: [] for variant in faustfloor.VARIANTS},
         "worker": [],
         "latency": [],
     }
@@ -622,7 +631,9 @@ async def run_all(args: argparse.Namespace, lines: list[bytes]) -> dict[str, Any
     try:
         with broker(args.bootstrap) as (bootstrap, broker_pid):
             env = Bench(args, bootstrap, broker_pid, token, workdir)
-            if {"raw", "core", "worker"} - set(args.skip):
+            if {"raw", "core", "worker"} - set(args.skip) or (
+                faustfloor.variants_to_run(args.skip)
+            ):
                 await env.attempts(
                     "throughput",
                     lambda attempt: throughput_repeat(env, attempt, lines, runs),
@@ -703,10 +714,10 @@ class Bench:
 async def throughput_repeat(
     env: Bench, index: int, lines: list[bytes], runs: dict[str, list[dict[str, Any]]]
 ) -> None:
-    """Produce ``lines`` to fresh topics, then run the raw loop and the worker.
+    """Produce ``lines`` to fresh topics, then run the loops, floors and worker.
 
-    Both results are kept only when both runs succeed, so the raw and worker
-    lists stay paired by repeat.
+    The results are kept only when every run succeeds, so the lists stay
+    paired by repeat.
     """
     args = env.args
     prefix = f"bench-{env.token}-t{index}-"
@@ -715,7 +726,11 @@ async def throughput_repeat(
     core_topics = ("changelog", "alerts", "scores", "deadletter")
     await create_topics(
         settings,
-        extra=[f"{prefix}raw.out", *(f"{prefix}core.{name}" for name in core_topics)],
+        extra=[
+            f"{prefix}raw.out",
+            f"{prefix}{faustfloor.OUTPUT_TOPIC}",
+            *(f"{prefix}core.{name}" for name in core_topics),
+        ],
     )
     produced = await produce(settings, lines)
     log(f"  produced {produced['events']} in {produced['seconds']:.1f} s")
@@ -744,6 +759,24 @@ async def throughput_repeat(
             f"{core['alerts']} alerts, other processes used "
             f"{core['other_processes_cores']:.2f} cores"
         )
+    floors: dict[str, dict[str, Any]] = {}
+    for variant in faustfloor.variants_to_run(args.skip):
+        await env.quiet()
+        floor = floors[variant] = await faustfloor.faust_floor(
+            variant,
+            env.bootstrap,
+            env.broker_pid,
+            prefix,
+            len(lines),
+            args,
+            env.workdir,
+        )
+        log(
+            f"  {variant}: {floor['events_per_s']:.0f} events/s, "
+            f"{floor['events_per_s_in_agent']:.0f} in the agent, CPU share "
+            f"{_rounded(floor['agent_cpu_share'])}, other processes used "
+            f"{floor['other_processes_cores']:.2f} cores"
+        )
     if "worker" not in args.skip:
         await env.quiet()
         result = await worker_throughput(
@@ -759,6 +792,8 @@ async def throughput_repeat(
         runs["raw"].append(raw)
     if core is not None:
         runs["core"].append(core)
+    for variant, floor in floors.items():
+        runs[variant].append(floor)
     if result is not None:
         runs["worker"].append(result)
 
@@ -860,7 +895,7 @@ def summarise(
         summary["worker_alerts"] = [r["outputs"]["risk.alerts"] for r in worker]
         summary["replay_alerts"] = replay_alerts
     if runs["raw"] and runs["worker"]:
-        ratio = _worker_ratio(summary, runs, "raw")
+        ratio = _ratio(summary, runs, "worker", "raw")
         summary["budget_worker_to_raw"] = {
             "budget": BUDGET_WORKER_TO_RAW,
             "measured": ratio,
@@ -870,7 +905,20 @@ def summarise(
         summary["core_events_per_s"] = spread([r["events_per_s"] for r in runs["core"]])
         summary["core_alerts"] = [r["alerts"] for r in runs["core"]]
     if runs["core"] and runs["worker"]:
-        _worker_ratio(summary, runs, "core")
+        _ratio(summary, runs, "worker", "core")
+    for variant in faustfloor.VARIANTS:
+        floors = runs[variant]
+        if not floors:
+            continue
+        summary[f"{variant}_events_per_s"] = spread([r["events_per_s"] for r in floors])
+        summary[f"{variant}_events_per_s_in_agent"] = spread(
+            [r["events_per_s_in_agent"] for r in floors]
+        )
+        shares = [r["agent_cpu_share"] for r in floors if r["agent_cpu_share"]]
+        if shares:
+            summary[f"{variant}_cpu_share"] = spread(shares)
+        if runs["raw"]:
+            _ratio(summary, runs, variant, "raw")
     rates = sorted({r["target_rate"] for r in runs["latency"]}, reverse=True)
     summary["latency_by_rate"] = {}
     for rate in rates:
@@ -890,18 +938,21 @@ def summarise(
     return summary
 
 
-def _worker_ratio(
-    summary: dict[str, Any], runs: dict[str, list[dict[str, Any]]], loop: str
+def _ratio(
+    summary: dict[str, Any],
+    runs: dict[str, list[dict[str, Any]]],
+    measured: str,
+    loop: str,
 ) -> float:
-    """Record the worker's rate against a loop's, overall and per repeat."""
+    """Record one measurement's rate against a loop's, overall and per repeat."""
     ratio = (
-        summary["worker_events_per_s"]["median"]
+        summary[f"{measured}_events_per_s"]["median"]
         / summary[f"{loop}_events_per_s"]["median"]
     )
-    summary[f"worker_to_{loop}"] = ratio
-    summary[f"worker_to_{loop}_per_repeat"] = [
-        worker["events_per_s"] / other["events_per_s"]
-        for worker, other in zip(runs["worker"], runs[loop], strict=True)
+    summary[f"{measured}_to_{loop}"] = ratio
+    summary[f"{measured}_to_{loop}_per_repeat"] = [
+        this["events_per_s"] / other["events_per_s"]
+        for this, other in zip(runs[measured], runs[loop], strict=True)
     ]
     return ratio
 
@@ -915,9 +966,15 @@ def _median_of(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
 
 def print_summary(summary: dict[str, Any]) -> None:
     print()
+    floor_keys = [
+        f"{variant}_{measure}"
+        for variant in faustfloor.VARIANTS
+        for measure in ("events_per_s", "events_per_s_in_agent", "cpu_share")
+    ]
     for key in (
         "raw_events_per_s",
         "core_events_per_s",
+        *floor_keys,
         "worker_events_per_s",
         "worker_events_per_s_to_last_output",
         "worker_startup_seconds",
@@ -941,6 +998,9 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"worker/core loop ratio (medians): {summary['worker_to_core']:.3f}, "
             "the share of the same work's rate that Faust keeps"
         )
+    for variant in faustfloor.VARIANTS:
+        if f"{variant}_to_raw" in summary:
+            print(f"{variant}/raw ratio (medians): {summary[f'{variant}_to_raw']:.3f}")
     if "worker_alerts" in summary:
         print(
             f"alerts per worker run: {summary['worker_alerts']}, replay: "
