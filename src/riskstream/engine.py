@@ -176,6 +176,9 @@ class Engine:
             (rule, rule.signal, rule.op == ">=", rule.threshold)
             for rule in config.rules
         ]
+        self._scales: dict[str | None, int] = {}
+        levels = config.levels
+        self._level_floors = (levels.medium, levels.high, levels.critical)
         self._model_threshold = config.model.threshold
         self._model_points = config.model.points
         self.alert_book = AlertBook(round(config.alerts.clear_for_hours * 3600))
@@ -642,7 +645,7 @@ class Engine:
         """
         signals = compute_signals(state, state.clock_s)
         signals["profile_weight"] = self._profile_weight(state)
-        scale = 10 ** (minor_units(state.currency or "EUR") or 0)
+        scale = self._scale(state.currency)
         for name in self._money_read:
             value = signals[name]
             if value is not None:
@@ -662,7 +665,7 @@ class Engine:
         if probability >= self._model_threshold:
             score += self._model_points * probability
         score = round(min(100.0, score), 1)
-        level = self.config.levels.level_for(score)
+        level = self._level_for(score)
 
         previous = (state.score, state.level)
         state.score, state.level, state.firing = score, level, names
@@ -685,15 +688,37 @@ class Engine:
         to plain dicts because this runs at every evaluation.
         """
         profile = state.profile
+        if not profile:
+            return 1.0
         industry = self._industry_weights.get(profile.get("industry", ""), 1.0)
         region = self._region_weights.get(profile.get("region", ""), 1.0)
         return round(industry * region, 4)
+
+    def _scale(self, currency: str | None) -> int:
+        """Return how many minor units make one major unit of ``currency``."""
+        scale = self._scales.get(currency)
+        if scale is None:
+            scale = self._scales[currency] = 10 ** (
+                minor_units(currency or "EUR") or 0
+            )
+        return scale
+
+    def _level_for(self, score: float) -> str:
+        """Map a score to its level, as :meth:`Levels.level_for` does."""
+        medium, high, critical = self._level_floors
+        if score >= critical:
+            return "critical"
+        if score >= high:
+            return "high"
+        if score >= medium:
+            return "medium"
+        return "low"
 
     def signals(self, state: CustomerState) -> dict[str, float | None]:
         """Compute the signals at the state's clock, money in major units."""
         signals = compute_signals(state, state.clock_s)
         signals["profile_weight"] = self._profile_weight(state)
-        scale = 10 ** (minor_units(state.currency or "EUR") or 0)
+        scale = self._scale(state.currency)
         for name in MONEY_SIGNALS:
             value = signals[name]
             if value is not None:

@@ -15,19 +15,22 @@ ORDERS, AMOUNT = 1, 2
 """Columns of a purchase bucket or block: ``[day or block, orders, amount]``."""
 ANOMALY_WINDOW_DAYS = 30
 """Days an unusual order keeps its anomaly score as a signal."""
+ANOMALY_WINDOW_S = ANOMALY_WINDOW_DAYS * DAY_S
 AGEING_OFFSETS_DAYS = (31, 61, 91)
 """Days past due at which an invoice moves to the next ageing bucket."""
+_NO_FINANCIALS = (None, None, None, None)
 
 
 def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]:
     """Compute every signal a rule may use; None where it is undefined.
 
     ``now_s`` is the evaluation time in seconds. Windows are whole UTC days: the
-    30-day window covers today and the 29 days before it.
+    30-day window covers today and the 29 days before it. The engine calls
+    this at every evaluation, so the loops avoid function calls.
     """
     today = now_s // DAY_S
     days_past_due = overdue = owed = 0
-    ageing = [0, 0, 0, 0]
+    aged_1_30 = aged_31_60 = aged_61_90 = aged_over_90 = 0
     for invoice in state.invoices.values():
         outstanding = invoice.outstanding
         owed += outstanding
@@ -36,7 +39,15 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
             late = (now_s - invoice.due_s) // DAY_S
             if late > days_past_due:
                 days_past_due = late
-            ageing[min(3, max(0, late - 1) // 30)] += outstanding
+            # Day 0 counts with days 1-30, as the first ageing bucket.
+            if late <= 30:
+                aged_1_30 += outstanding
+            elif late <= 60:
+                aged_31_60 += outstanding
+            elif late <= 90:
+                aged_61_90 += outstanding
+            else:
+                aged_over_90 += outstanding
     exposure = owed - state.credit
     for order in state.open_orders.values():
         exposure += order[0]
@@ -46,35 +57,38 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
     volume_30 = orders_30 = volume_90 = orders_90 = 0
     start_90 = today - RECENT_DAYS
     start_30 = today - 30
-    for day, count, amount in state.days:
-        if day > start_90:
-            volume_90 += amount
-            orders_90 += count
-            if day > start_30:
-                volume_30 += amount
-                orders_30 += count
+    for bucket in reversed(state.days):
+        day = bucket[0]
+        if day <= start_90:
+            break
+        volume_90 += bucket[2]
+        orders_90 += bucket[1]
+        if day > start_30:
+            volume_30 += bucket[2]
+            orders_30 += bucket[1]
 
     since_last = gap_ratio = None
-    if state.last_order_s is not None:
-        since_last = (now_s - state.last_order_s) / DAY_S
+    last_order_s = state.last_order_s
+    if last_order_s is not None:
+        since_last = (now_s - last_order_s) / DAY_S
         if state.orders_total >= MIN_ORDERS_FOR_GAP:
-            mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
-            gap_ratio = since_last / mean_gap
+            mean_gap = state.gap_sum_days / (state.orders_total - 1)
+            gap_ratio = since_last / (mean_gap if mean_gap > 1.0 else 1.0)
 
     start_90 = today - 90
+    late_days = state.late_days
     fast, slow = state.avg_days_to_pay, state.slow_days_to_pay
     score, previous = state.credit_score, state.credit_score_previous
-    financials = state.financials or [None, None, None, None]
+    financials = state.financials or _NO_FINANCIALS
     expected_orders, expected = expected_purchases(state, today)
     anomaly_current = (
-        state.last_order_s is not None
-        and now_s - state.last_order_s < ANOMALY_WINDOW_DAYS * DAY_S
+        last_order_s is not None and now_s - last_order_s < ANOMALY_WINDOW_S
     )
     return {
         "days_past_due": float(days_past_due),
         "overdue_amount": float(overdue),
-        "late_payments_90d": float(_count_since(state.late_days, start_90)),
-        "late_payments_365d": float(len(state.late_days)),
+        "late_payments_90d": float(_count_since(late_days, start_90)),
+        "late_payments_365d": float(len(late_days)),
         "partial_payments_90d": float(_count_since(state.partial_days, start_90)),
         "failed_payments_90d": float(_count_since(state.failed_days, start_90)),
         "utilisation": utilisation,
@@ -86,11 +100,11 @@ def compute_signals(state: CustomerState, now_s: int) -> dict[str, float | None]
         "volume_ratio_90d": None if expected is None else volume_90 / expected,
         "days_since_last_order": since_last,
         "gap_ratio": gap_ratio,
-        "avg_days_to_pay": state.avg_days_to_pay,
-        "overdue_1_30d": float(ageing[0]),
-        "overdue_31_60d": float(ageing[1]),
-        "overdue_61_90d": float(ageing[2]),
-        "overdue_over_90d": float(ageing[3]),
+        "avg_days_to_pay": fast,
+        "overdue_1_30d": float(aged_1_30),
+        "overdue_31_60d": float(aged_31_60),
+        "overdue_61_90d": float(aged_61_90),
+        "overdue_over_90d": float(aged_over_90),
         "days_to_pay_trend": None
         if fast is None or slow is None
         else round(fast - slow, 3),
@@ -174,8 +188,10 @@ def category_shift(categories: dict[str, list[float]]) -> float | None:
 
 def _count_since(days: list[int], after_day: int) -> int:
     """Count the days of a sorted list that are later than ``after_day``."""
-    if not days:
+    if not days or days[-1] <= after_day:
         return 0
+    if days[0] > after_day:
+        return len(days)
     return len(days) - bisect.bisect_right(days, after_day)
 
 

@@ -81,12 +81,22 @@ class AlertBook:
     ) -> list[Update]:
         """Compare the open alerts with what fires now, at the state's clock."""
         now = state.clock_s
-        firing_kinds: dict[str, tuple[str, list[Rule]]] = {}
+        if not firing and level == "low" and not state.open_alerts:
+            return []
+        by_kind: dict[str, list[Rule]] = {}
         for rule in firing:
-            severity, rules = firing_kinds.get(rule.signal_kind, ("low", []))
-            if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[severity]:
-                severity = rule.severity
-            firing_kinds[rule.signal_kind] = (severity, [*rules, rule])
+            rules = by_kind.get(rule.signal_kind)
+            if rules is None:
+                by_kind[rule.signal_kind] = [rule]
+            else:
+                rules.append(rule)
+        firing_kinds: dict[str, tuple[str, list[Rule]]] = {}
+        for kind, rules in by_kind.items():
+            severity = rules[0].severity
+            for rule in rules:
+                if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[severity]:
+                    severity = rule.severity
+            firing_kinds[kind] = (severity, rules)
         if level != "low":
             firing_kinds[RISK_LEVEL_KIND] = (level, [])
 
@@ -95,6 +105,8 @@ class AlertBook:
             update = self._firing(state, kind, severity, rules, now)
             if update is not None:
                 updates.append(update)
+        if not state.open_alerts:
+            return updates
         for kind, alert in list(state.open_alerts.items()):
             if kind in firing_kinds:
                 continue
