@@ -26,6 +26,7 @@ SIGNALS = (
     "partial_payments_90d",
     "failed_payments_90d",
     "utilisation",
+    "exposure",
     "volume_30d",
     "volume_90d",
     "orders_30d",
@@ -71,14 +72,6 @@ class Rule(_Strict):
     severity: Severity
     signal_kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     """The playbook entry that gives the rule's owner and actions."""
-
-    def fires(self, value: float | None) -> bool:
-        """Compare ``value`` with the threshold; a missing value never fires."""
-        if value is None:
-            return False
-        if self.op == ">=":
-            return value >= self.threshold
-        return value <= self.threshold
 
 
 class Levels(_Strict):
@@ -136,11 +129,6 @@ class ProfileWeights(_Strict):
 
     industry: dict[str, Annotated[float, Field(gt=0, le=10)]] = {}
     region: dict[str, Annotated[float, Field(gt=0, le=10)]] = {}
-
-    def weight_for(self, profile: dict[str, str]) -> float:
-        """Return the weight of a customer's profile."""
-        industry = self.industry.get(profile.get("industry", ""), 1.0)
-        return round(industry * self.region.get(profile.get("region", ""), 1.0), 4)
 
 
 class ScoringConfig(_Strict):
@@ -216,11 +204,12 @@ def _check_rules(
                 "an earlier rule; rule names must be unique"
             )
         seen.add(rule_name)
+        which = f" (of {rule_name})" if isinstance(rule_name, str) else ""
         for moved in ("owner", "actions"):
             if moved in rule:
                 line = line_of(document, ["rules", index, moved])
                 raise ConfigError(
-                    f"{name}:{line}: rules.{index}.{moved}: owners and actions "
+                    f"{name}:{line}: rules.{index}.{moved}{which}: owners and actions "
                     "are set per signal kind and severity in the playbook file; "
                     f"remove {moved} from the rule"
                 )
@@ -230,5 +219,5 @@ def _check_rules(
             if problem is not None:
                 line = line_of(document, ["rules", index, "signal_kind"])
                 raise ConfigError(
-                    f"{name}:{line}: rules.{index}.signal_kind: {problem}"
+                    f"{name}:{line}: rules.{index}.signal_kind{which}: {problem}"
                 )

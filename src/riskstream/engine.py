@@ -683,9 +683,8 @@ class Engine:
     def _profile_weight(self, state: CustomerState) -> float:
         """Return the industry weight times the region weight of the customer.
 
-        The same as :meth:`ProfileWeights.weight_for
-        <riskstream.config.ProfileWeights.weight_for>`, with the tables copied
-        to plain dicts because this runs at every evaluation.
+        A name missing from a table weighs 1. The tables are copied to plain
+        dicts, because this runs at every evaluation.
         """
         profile = state.profile
         if not profile:
@@ -698,9 +697,7 @@ class Engine:
         """Return how many minor units make one major unit of ``currency``."""
         scale = self._scales.get(currency)
         if scale is None:
-            scale = self._scales[currency] = 10 ** (
-                minor_units(currency or "EUR") or 0
-            )
+            scale = self._scales[currency] = 10 ** (minor_units(currency or "EUR") or 0)
         return scale
 
     def _level_for(self, score: float) -> str:

@@ -227,17 +227,6 @@ def next_baseline_change(today: int) -> int:
     return (start // BLOCK_DAYS + 1) * BLOCK_DAYS + RECENT_DAYS - 1
 
 
-def expected_volume(
-    state: CustomerState, today: int, column: int = AMOUNT
-) -> float | None:
-    """Return the baseline's purchase volume scaled to 90 days, or None.
-
-    ``column`` :data:`ORDERS` returns the order count instead. None means
-    there is no baseline yet, or it contains no purchases.
-    """
-    return expected_purchases(state, today)[column - 1]
-
-
 def expected_purchases(
     state: CustomerState, today: int
 ) -> tuple[float | None, float | None]:

@@ -25,9 +25,9 @@ LONG_MIX_HALF_LIFE_DAYS = 365.0
 """Half-lives of the recent and the long-term order category mix."""
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 SLOW_DAYS_TO_PAY_SMOOTHING = 0.05
+"""Weight of the newest payment in the long-memory average days to pay."""
 LOG_AMOUNT_SMOOTHING = 0.2
 """Weight of the newest order in the running mean of log order amounts."""
-"""Weight of the newest payment in the long-memory average days to pay."""
 
 
 def apply_credit_report(state: CustomerState, event: CreditReportReceived) -> bool:

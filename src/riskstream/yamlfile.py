@@ -34,6 +34,14 @@ def read_yaml(
         name = str(path)
     try:
         return name, yaml.compose(text), yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = "" if mark is None else f"{mark.line + 1}:"
+        problem = exc.problem or exc.context or "cannot be parsed"
+        raise ConfigError(
+            f"{name}:{line} invalid YAML: {problem}; check the indentation and "
+            "quoting on that line"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: invalid YAML ({exc})") from None
 
@@ -46,8 +54,31 @@ def validation_error(
     location = [part for part in error["loc"] if not str(part).startswith("function")]
     line = line_of(document, location)
     where = ".".join(str(part) for part in location) or "top level"
+    entry = name_of_entry(document, location)
+    if entry is not None:
+        where += f" (of {entry})"
     message = str(error["msg"]).removeprefix("Value error, ")
     return ConfigError(f"{name}:{line}: {where}: {message}")
+
+
+def name_of_entry(node: yaml.Node | None, location: list[int | str]) -> str | None:
+    """Return the ``name`` of the innermost list entry on the way to ``location``.
+
+    A rule or a scenario event is easier to find by its name than by its index.
+    """
+    found = None
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+            if isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    if key.value == "name" and isinstance(value, yaml.ScalarNode):
+                        found = value.value
+        else:
+            break
+    return found
 
 
 def line_of(node: yaml.Node | None, location: list[int | str]) -> int:

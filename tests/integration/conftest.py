@@ -21,10 +21,12 @@ def worker_factory(
         rules_file: Path | None = None,
         log_name: str = "worker.log",
         playbook_file: Path | None = None,
+        extra_args: list[str] | None = None,
     ) -> WorkerProcess:
         extra = [] if rules_file is None else ["--rules-file", str(rules_file)]
         if playbook_file is not None:
             extra += ["--playbook-file", str(playbook_file)]
+        extra += extra_args or []
         worker = WorkerProcess(
             bootstrap=kafka_bootstrap,
             prefix=topic_prefix,

@@ -149,11 +149,13 @@ def test_invalid_rules_report_line(
 @pytest.mark.parametrize(
     ("original", "replacement", "words"),
     [
-        pytest.param('    op: "<="', '    op: "<"', "rules.1.op", id="bad-op"),
+        pytest.param(
+            '    op: "<="', '    op: "<"', "rules.1.op (of volume_drop)", id="bad-op"
+        ),
         pytest.param(
             "    signal: volume_ratio_90d",
             "    signal: volume_ratio_60d",
-            "rules.1.signal",
+            "rules.1.signal (of volume_drop)",
             id="unknown-signal",
         ),
         pytest.param(
@@ -168,7 +170,7 @@ def test_invalid_rules_report_line(
         pytest.param(
             "    signal_kind: purchase_volume",
             "    signal_kind: volume_trend",
-            "rules.1.signal_kind: 'volume_trend' has no entry in the playbook",
+            "rules.1.signal_kind (of volume_drop): 'volume_trend' has no entry in",
             id="kind-not-in-playbook",
         ),
         pytest.param(
@@ -180,7 +182,7 @@ def test_invalid_rules_report_line(
         pytest.param(
             "    signal_kind: overdue",
             "    owner: finance",
-            "rules.0.owner: owners and actions are set",
+            "rules.0.owner (of overdue_30d): owners and actions are set",
             id="owner-in-rule",
         ),
     ],
@@ -213,6 +215,16 @@ def test_invalid_yaml_rejected(tmp_path):
 
     assert "invalid YAML" in str(caught.value)
     assert str(path) in str(caught.value)
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    path = tmp_path / "rules.yaml"
+    path.write_text("levels:\n  medium: 25\n   high: 50\n")
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+
+    assert str(caught.value).startswith(f"{path}:3: invalid YAML:")
 
 
 def test_playbook_inside_rules_rejected(tmp_path):
