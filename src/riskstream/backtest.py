@@ -35,7 +35,9 @@ import orjson
 
 from riskstream.config import Rule, ScoringConfig, load_config
 from riskstream.datasets import cdnow
-from riskstream.report import PURCHASE_SIGNALS, check_plotting, parse_time
+from riskstream.plotting import check_plotting
+from riskstream.report import parse_time
+from riskstream.report_signals import PURCHASE_SIGNALS
 from riskstream.simulation import Order
 
 SPLIT = datetime(1998, 1, 1, tzinfo=UTC)

@@ -33,6 +33,7 @@ import orjson
 from riskstream.config import ScoringConfig, load_config
 from riskstream.errors import RiskstreamError
 from riskstream.report import alert_origin, raising
+from riskstream.report_signals import rule_overview
 from riskstream.settings import Settings
 
 EVENTS_FILE = "cdnow-events.jsonl"
@@ -116,6 +117,7 @@ def run_in_process(
             "partitions": partitions,
             "dead_letters": len(result.dead_letters),
             "duplicates": result.duplicates,
+            "models": result.summary()["models"],
         },
     )
 
@@ -505,6 +507,7 @@ def summarize(
         "alerts_by_rule": _count(rule for a in alerts for rule in a["rules_fired"]),
         "alerts_by_origin": _count(alert_origin(alert, config) for alert in alerts),
         "customers_by_level": _count(score["level"] for score in run.scores.values()),
+        "signals": rule_overview(updates, run.scores, config),
         "top_customers": top,
         "details": run.details,
     }
@@ -613,7 +616,8 @@ def run_demo(
 ) -> DemoOutput:
     """Convert CDNOW, score it, print the summary and write files and report."""
     from riskstream.datasets.cdnow import convert, locate_master_file
-    from riskstream.report import check_plotting, write_report
+    from riskstream.plotting import check_plotting
+    from riskstream.report import write_report
 
     check_plotting()
     started = time.perf_counter()

@@ -266,7 +266,8 @@ class AlertAction(_Event):
                 raise PydanticCustomError(
                     "snooze_duration",
                     f"snooze_for: must be more than 0 and at most "
-                    f"{MAX_SNOOZE.days} days, got {self.snooze_for}",
+                    f"{MAX_SNOOZE.days} days, got "
+                    f"{self.snooze_for.total_seconds() / 86400:g} days",
                 )
         elif self.snooze_for is not None:
             raise PydanticCustomError(

@@ -16,40 +16,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from riskstream.config import ScoringConfig
-from riskstream.errors import RiskstreamError
+from riskstream.plotting import (
+    SEVERITIES,
+    SEVERITY_COLOURS,
+    html_table,
+    new_figure,
+)
+from riskstream.report_signals import (
+    PURCHASE_SIGNALS,
+    plot_signal_distributions,
+    render_signal_section,
+)
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from riskstream.backtest import BacktestResult, Row
 
-SEVERITIES = ("low", "medium", "high", "critical")
-SEVERITY_COLOURS = {
-    "low": "#9ecae1",
-    "medium": "#fdae6b",
-    "high": "#e6550d",
-    "critical": "#a50f15",
-}
 ORIGIN_COLOURS = {"real orders": "#3182bd", "both": "#756bb1", "simulated": "#bdbdbd"}
-PLOT_DPI = 110
-PURCHASE_SIGNALS = frozenset(
-    {
-        "volume_30d",
-        "volume_90d",
-        "orders_30d",
-        "orders_90d",
-        "volume_ratio_90d",
-        "days_since_last_order",
-        "gap_ratio",
-    }
-)
-"""Signals computed from orders only, which are real in the CDNOW data set."""
-
-
-class ReportError(RiskstreamError):
-    """A report cannot be drawn, for example because matplotlib is missing."""
-
-
 RAISING_STATUSES = ("opened", "escalated")
 """Alert updates that raise an alert or its severity, as counted and plotted."""
 
@@ -74,24 +56,6 @@ def alert_origin(alert: dict[str, Any], config: ScoringConfig) -> str:
     if any(real):
         return "both"
     return "simulated"
-
-
-def check_plotting() -> None:
-    """Raise :class:`ReportError` unless matplotlib can be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise ReportError(
-            "matplotlib is not installed, and the report needs it; run "
-            "pip install 'riskstream[plots]'"
-        ) from None
-
-
-def _figure(width: float, height: float) -> Figure:
-    check_plotting()
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=PLOT_DPI, layout="constrained")
 
 
 def parse_time(text: str) -> datetime:
@@ -132,7 +96,7 @@ def plot_alerts_per_week(
     alerts: list[dict[str, Any]], config: ScoringConfig, path: Path
 ) -> Path:
     """Draw weekly alert counts, stacked by severity and by the data behind them."""
-    figure = _figure(9, 6)
+    figure = new_figure(9, 6)
     top, bottom = figure.subplots(2, 1, sharex=True)
     by_severity = alerts_per_week(alerts)
     by_origin = alerts_per_week(alerts, config)
@@ -169,7 +133,7 @@ def plot_alerts_per_week(
 
 def plot_levels(scores: dict[str, dict[str, Any]], path: Path) -> Path:
     """Draw how many customers end at each risk level, on a log scale."""
-    figure = _figure(6, 4)
+    figure = new_figure(6, 4)
     axes = figure.subplots()
     counts = Counter(score["level"] for score in scores.values())
     heights = [counts[level] for level in SEVERITIES]
@@ -199,7 +163,7 @@ def plot_customer(
     and hollow when it rests on simulated payments. The lower panel shows the
     orders.
     """
-    figure = _figure(9, 6)
+    figure = new_figure(9, 6)
     rules_axes, orders_axes = figure.subplots(2, 1, sharex=True, height_ratios=[1, 1.4])
     signal_of = {rule.name: rule.signal for rule in config.rules}
     rows: list[str] = []
@@ -243,18 +207,9 @@ def plot_customer(
     return path
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _counts_table(title: str, counts: dict[str, int]) -> str:
     rows = [[name, count] for name, count in counts.items()]
-    return f"<h3>{html.escape(title)}</h3>" + _table(["", "count"], rows)
+    return f"<h3>{html.escape(title)}</h3>" + html_table(["", "count"], rows)
 
 
 _STYLE = """
@@ -287,18 +242,21 @@ def render_html(
         "<p class='note'><b>Simulated data.</b> Only the orders are real: "
         f"{events.get('order.placed', 0)} CDNOW purchases (1997-01-01 to "
         "1998-06-30). The other "
-        f"{simulated} events (invoices, payments, failed payments and customer "
-        "master data with credit limits) are <b>simulated</b> by "
+        f"{simulated} events (invoices, payments, failed payments, credit "
+        "reports, financial statements, complaints and customer master data "
+        "with credit limits, industries and regions) are <b>simulated</b> by "
         "riskstream.simulation and say so in their <code>source</code> field. "
-        "Every alert on a payment or exposure rule, and the late-payment model, "
-        "rests on that simulation. Only the purchase rules ("
+        "Every alert on a payment, exposure, credit, financials, complaint or "
+        "profile rule, and the late-payment model, rests on that simulation. "
+        "CDNOW orders have no lines, so the category mix never shifts. Only "
+        "the purchase rules ("
         f"{html.escape(', '.join(purchase_rules) or 'none configured')}) "
         "describe real customer behaviour.</p>",
         f"<p>Mode: {html.escape(str(summary['mode']))}. Seed of the simulation: "
         f"{html.escape(str(data.get('seed')))}. Purchases worth 0.00 skipped: "
         f"{html.escape(str(data.get('zero_value_purchases_skipped')))}.</p>",
         "<h2>Summary</h2>",
-        _table(
+        html_table(
             ["", "count"],
             [
                 ["events processed", summary["events"]],
@@ -322,7 +280,7 @@ def render_html(
             "Customers by risk level at the end", summary["customers_by_level"]
         ),
         "<h2>Top customers by risk score</h2>",
-        _table(
+        html_table(
             ["customer", "score", "level", "alerts", "reasons"],
             [
                 [
@@ -339,6 +297,13 @@ def render_html(
         f"<img src='{images['alerts_per_week']}' alt='alerts per week'>",
         f"<img src='{images['levels']}' alt='customers by risk level'>",
     ]
+    parts.append(
+        render_signal_section(
+            summary["signals"],
+            summary["details"].get("models", {}),
+            images["signals"],
+        )
+    )
     if "customer" in images:
         parts.append(
             f"<p>Purchase history of {html.escape(customer or '')}: orders are "
@@ -369,6 +334,9 @@ def write_report(
             alerts, config, out_dir / "alerts-per-week.png"
         ),
         "levels": plot_levels(scores, out_dir / "levels.png"),
+        "signals": plot_signal_distributions(
+            scores, config, out_dir / "signal-distributions.png"
+        ),
     }
     if customer_id is not None:
         own = [alert for alert in alerts if alert["customer_id"] == customer_id]
@@ -394,7 +362,7 @@ def plot_precision_recall(result: BacktestResult, path: Path) -> Path:
     """
     from riskstream.backtest import fmt
 
-    figure = _figure(10, 8)
+    figure = new_figure(10, 8)
     axes = figure.subplots()
     prevalence = result.lapsed / result.customers if result.customers else 0.0
     axes.axhline(

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from riskstream.engine import Engine, Outcome, Rejection
 from riskstream.errors import InvalidEvent
 from riskstream.events import Event, parse_event
@@ -30,6 +32,9 @@ MAX_ORIGINAL_BYTES = 512 * 1024
 PARTITION_CACHE = 100_000
 """Customer ids whose partition a runner remembers before starting afresh."""
 MAX_REASON_CHARS = 1000
+MAX_EVENT_ID_CHARS = 128
+"""Longest ``event_id`` the contract allows, and so the longest one a dead
+letter repeats."""
 
 
 class StateStore(Protocol):
@@ -107,6 +112,27 @@ def dead_letter(
         "original_bytes": len(original),
         "original_dropped": not kept,
     }
+
+
+def claimed_event_id(raw: bytes | None) -> str | None:
+    """Return the ``event_id`` an invalid message gives, if it is a short string.
+
+    The dead letter then names the event the producer meant, so an operator
+    can find it in the ERP. None when the message is not a JSON object or its
+    ``event_id`` is missing or invalid.
+    """
+    if raw is None or len(raw) > MAX_ORIGINAL_BYTES:
+        return None
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    event_id = document.get("event_id")
+    if isinstance(event_id, str) and 0 < len(event_id) <= MAX_EVENT_ID_CHARS:
+        return event_id
+    return None
 
 
 def try_parse(raw: bytes | None) -> Event | InvalidEvent:
@@ -193,7 +219,9 @@ class PartitionRunner:
             parsed = try_parse(raw)
         if isinstance(parsed, InvalidEvent):
             batch.invalid[parsed.rule] += 1
-            batch.dead_letters.append(dead_letter(raw, source, parsed, None))
+            batch.dead_letters.append(
+                dead_letter(raw, source, parsed, claimed_event_id(raw))
+            )
             return
         self.handle_event(parsed, raw, source, batch)
 

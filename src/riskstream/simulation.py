@@ -37,6 +37,11 @@ then yearly, each ratio with 10 % noise. Their operating cash flow is
 negative in one statement in two of a distressed or defaulting customer and
 in one in ten otherwise. A complaint is high severity one time in five.
 
+Each customer's master data names an industry and a region (an ISO 3166
+country code), drawn with the shares of :data:`INDUSTRIES` and
+:data:`REGIONS` from a third generator, independently of the payment
+profile.
+
 A defaulter stops paying at a uniformly drawn point of its order history:
 invoices issued after it are never paid. A partial payment pays half the
 invoice on the drawn day and the rest 10 to 30 days later. A failed payment
@@ -89,6 +94,24 @@ PROFILES = (
 DEFAULT_SCORE_FALL = 30.0
 REPORT_EVERY_DAYS = 91
 BUREAU = "simulated-bureau"
+INDUSTRIES = (
+    ("retail", 0.25),
+    ("wholesale", 0.20),
+    ("manufacturing", 0.20),
+    ("services", 0.15),
+    ("construction", 0.08),
+    ("hospitality", 0.07),
+    ("utilities", 0.05),
+)
+"""Simulated industries and their shares of customers."""
+REGIONS = (
+    ("US", 0.55),
+    ("CA", 0.15),
+    ("GB", 0.10),
+    ("DE", 0.10),
+    ("MX", 0.10),
+)
+"""Simulated regions and their shares of customers."""
 
 
 @dataclass(slots=True)
@@ -125,6 +148,20 @@ def customer_rng(seed: int, customer_id: str) -> random.Random:
     """
     digest = hashlib.sha256(f"{seed}:{customer_id}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def draw_share(rng: random.Random, choices: tuple[tuple[str, float], ...]) -> str:
+    """Draw one name of ``choices``, each with its share of the total.
+
+    >>> draw_share(random.Random(1), (("a", 0.5), ("b", 0.5)))
+    'a'
+    """
+    point = rng.random() * sum(share for _, share in choices)
+    for name, share in choices:
+        point -= share
+        if point < 0:
+            return name
+    return choices[-1][0]
 
 
 def draw_profile(rng: random.Random) -> Profile:
@@ -184,7 +221,7 @@ def simulate(
             finish()
             current = order.customer_id
             rng = customer_rng(seed, current)
-            plan = _start_customer(order, rng, terms_days)
+            plan = _start_customer(order, rng, terms_days, seed)
             history = []
         assert plan is not None
         history.append(order)
@@ -195,8 +232,11 @@ def simulate(
         yield event
 
 
-def _start_customer(order: Order, rng: random.Random, terms_days: int) -> CustomerPlan:
+def _start_customer(
+    order: Order, rng: random.Random, terms_days: int, seed: int
+) -> CustomerPlan:
     profile = draw_profile(rng)
+    master = customer_rng(seed, f"{order.customer_id}:master-data")
     stop_at = None
     if profile.stops_paying:
         stop_at = order.placed_at + timedelta(days=rng.uniform(30, 360))
@@ -209,6 +249,8 @@ def _start_customer(order: Order, rng: random.Random, terms_days: int) -> Custom
             "occurred_at": _iso(order.placed_at - timedelta(minutes=1)),
             "source": SIMULATED,
             "name": f"Customer {order.customer_id}",
+            "industry": draw_share(master, INDUSTRIES),
+            "region": draw_share(master, REGIONS),
             "credit_limit": str(credit_limit(order.amount)),
             "currency": order.currency,
             "payment_terms_days": terms_days,

@@ -38,6 +38,16 @@ def action(event_id, alert_id, verb, occurred_at, **fields):
     )
 
 
+def complaint(event_id, occurred_at):
+    return event(
+        event_id,
+        "complaint.logged",
+        occurred_at,
+        severity="medium",
+        category="delivery",
+    )
+
+
 def produce_lines(tmp_path, name, rows, bootstrap, prefix):
     path = tmp_path / name
     path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
@@ -223,3 +233,98 @@ def explain_from(worker):
         "--json",
     )
     return orjson.loads(result.stdout)
+
+
+def test_resolve_and_rejected_actions(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    alerts_topic = f"{topic_prefix}risk.alerts"
+    letters_topic = f"{topic_prefix}riskstream.deadletter"
+    rules = resources.files("riskstream").joinpath("config/rules.yaml").read_text()
+    rules_file = tmp_path / "rules.yaml"
+    # Construction weighs 1.4; an Italian region weight of 1.2 makes 1.68,
+    # above the risky_profile threshold of 1.5.
+    rules_file.write_text(rules.replace("  region: {}", "  region:\n    IT: 1.2"))
+    produce_lines(
+        tmp_path,
+        "events.jsonl",
+        [
+            event(
+                "res-1",
+                "customer.updated",
+                "2026-01-01T09:00:00Z",
+                name="Cantiere Rossi SpA",
+                industry="construction",
+                region="IT",
+                credit_limit="10000.00",
+                currency="EUR",
+                payment_terms_days=30,
+            ),
+            complaint("res-2", "2026-01-10T09:00:00Z"),
+            complaint("res-3", "2026-01-20T09:00:00Z"),
+            complaint("res-4", "2026-02-01T09:00:00Z"),
+        ],
+        kafka_bootstrap,
+        topic_prefix,
+    )
+    worker = worker_factory(rules_file=rules_file)
+
+    complaints = wait_for(
+        kafka_bootstrap,
+        alerts_topic,
+        lambda a: a["signal_kind"] == "complaints" and a["status"] == "opened",
+    )
+    profile = wait_for(
+        kafka_bootstrap,
+        alerts_topic,
+        lambda a: a["signal_kind"] == "profile" and a["status"] == "opened",
+    )
+    alert_id = complaints["alert_id"]
+    produce_lines(
+        tmp_path,
+        "actions.jsonl",
+        [
+            action("res-5", alert_id, "resolve", "2026-02-02T09:00:00Z"),
+            action("res-6", alert_id, "resolve", "2026-02-02T10:00:00Z"),
+            action("res-7", profile["alert_id"], "escalate", "2026-02-02T11:00:00Z"),
+            action(
+                "res-8",
+                profile["alert_id"],
+                "snooze",
+                "2026-02-02T12:00:00Z",
+                snooze_for="P400D",
+            ),
+        ],
+        kafka_bootstrap,
+        topic_prefix,
+    )
+    resolved = wait_for(
+        kafka_bootstrap,
+        alerts_topic,
+        lambda a: a["alert_id"] == alert_id and a["status"] == "resolved",
+    )
+    wait_for(kafka_bootstrap, letters_topic, lambda d: d["event_id"] == "res-8")
+    wait_for_commits(worker)
+    letters = {
+        letter["event_id"]: letter
+        for _, value in read_topic(kafka_bootstrap, letters_topic)
+        if (letter := orjson.loads(value))
+    }
+    explained = explain_from(worker)
+
+    assert complaints["rules_fired"] == ["complaints_90d"]
+    assert profile["rules_fired"] == ["risky_profile"]
+    assert profile["reasons"][-1]["value"] == 1.68
+    assert resolved["acted_by"] == "ops.jane"
+    assert resolved["recommended_actions"] == []
+    assert letters["res-6"]["rule"] == "alert_resolved"
+    assert letters["res-7"]["field"] == "action"
+    assert letters["res-8"]["field"] == "snooze_for"
+    assert "res-5" not in letters
+    # The operator closed the alert while its rule still fires, so it stays
+    # closed and no new complaints alert opens.
+    kinds = {
+        alert["signal_kind"]: alert["status"] for alert in explained["open_alerts"]
+    }
+    assert kinds["complaints"] == "closed"
+    assert "complaints_90d" in explained["firing"]

@@ -12,6 +12,7 @@ import yaml
 
 from riskstream.config import load_config
 from riskstream.drivers.replay import ReplayResult, read_lines, replay
+from riskstream.model import LatePaymentModel
 from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import CustomerState
 
@@ -282,6 +283,22 @@ def test_restart_from_changelog_only(
     assert set(states) == set(expected.states)
     for customer, state in expected.states.items():
         assert states[customer] == state, customer
+    # Both partition models came back from their checkpoints, not from zero:
+    # the classifier's labels and the anomaly detector's orders match replay.
+    models = changelog_models(kafka_bootstrap, f"{topic_prefix}app")
+    assert sorted(models) == sorted(expected.models)
+    for partition, model in expected.models.items():
+        assert models[partition].describe() == model.describe(), partition
+        assert model.order_detector.orders > 0
+
+
+def changelog_models(bootstrap: str, app_id: str) -> dict[int, LatePaymentModel]:
+    """Read each partition's latest model checkpoint from the changelog."""
+    rows = read_topic(bootstrap, f"{app_id}-models-changelog")
+    return {
+        int(orjson.loads(key).rsplit("/", 1)[1]): LatePaymentModel.from_bytes(value)
+        for key, value in latest_by_key(rows).items()
+    }
 
 
 def test_cdnow_subset_matches_replay(

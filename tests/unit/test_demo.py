@@ -37,7 +37,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 def test_demo_writes_files(demo_run: demo.DemoOutput) -> None:
     for name in ("events", "alerts", "scores", "summary", "report"):
         assert demo_run.paths[name].is_file(), name
-    for name in ("alerts_per_week", "levels", "customer"):
+    for name in ("alerts_per_week", "levels", "signals", "customer"):
         path = demo_run.paths[name]
         assert path.suffix == ".png"
         assert path.read_bytes().startswith(b"\x89PNG")
@@ -79,6 +79,38 @@ def test_summary_matches_scores_file(demo_run: demo.DemoOutput) -> None:
         (row["risk_score"] for row in top), reverse=True
     )
     assert top[0]["risk_score"] == max(s["risk_score"] for s in scores)
+
+
+def test_signal_overview_covers_rules(demo_run: demo.DemoOutput) -> None:
+    alerts = read_jsonl(demo_run.paths["alerts"])
+    scores = read_jsonl(demo_run.paths["scores"])
+    rows = {row["rule"]: row for row in demo_run.summary["signals"]}
+    config = load_config()
+
+    assert list(rows) == [rule.name for rule in config.rules]
+    for name, row in rows.items():
+        raised = [
+            a
+            for a in alerts
+            if a["status"] in ("opened", "escalated") and name in a["rules_fired"]
+        ]
+        firing = [s for s in scores if name in s["firing"]]
+        assert row["alerts"] == len(raised), name
+        assert row["customers_firing_at_end"] == len(firing), name
+    assert rows["volume_drop"]["data"] == "real orders"
+    assert rows["overdue_30d"]["data"] == "simulated"
+
+
+def test_report_shows_signals_and_model(demo_run: demo.DemoOutput) -> None:
+    report = demo_run.paths["report"].read_text(encoding="utf-8")
+    models = demo_run.summary["details"]["models"]
+
+    assert "<h2>Signals</h2>" in report
+    assert "signal-distributions.png" in report
+    assert "credit_score_drop" in report
+    assert len(models) == demo_run.summary["details"]["partitions"]
+    for model in models.values():
+        assert f"<td>{model['roc_auc']}</td>" in report
 
 
 def test_alerts_sorted_by_time(demo_run: demo.DemoOutput) -> None:
