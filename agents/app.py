@@ -36,7 +36,8 @@ import orjson
 import structlog
 from faust.streams import _current_event
 from faust.types import TP, EventT
-from riskstream_agents import metrics
+from riskstream_agents import gauges, metrics
+from riskstream_agents.tally import StateTally
 
 from riskstream.config import load_config
 from riskstream.engine import Engine
@@ -134,8 +135,8 @@ class Worker:
     def __post_init__(self) -> None:
         self.runners: dict[int, PartitionRunner] = {}
         self.stores: dict[int, TableStore] = {}
-        self.levels: dict[str, str] = {}
-        """Latest level of each customer this worker scored, for the gauges."""
+        self.tally = StateTally()
+        """Levels and open alerts of the owned partitions' customers, for gauges."""
         self.mergers: dict[int, EventTimeMerger[tuple[EventT, float, Any]]] = {}
         self.next_offset: dict[TP, int] = {}
         self.ticks: dict[int, list[tuple[EventT, dict[str, Any]]]] = {}
@@ -194,6 +195,7 @@ class Worker:
             if state.partition == partition
         ]
         due = runner.rebuild(restored)
+        self.tally.rebuild([partition], restored)
         log.info(
             "partition_started",
             partition=partition,
@@ -261,6 +263,7 @@ class Worker:
                     ):
                         offsets.pop(tp, None)
                 self.ticks.pop(partition, None)
+            self.tally.drop(partitions)
 
     async def process(self, events: list[EventT]) -> Batch:
         """Queue one batch from Faust, then run what the merge releases.
@@ -504,6 +507,7 @@ class Worker:
         for customer_id, state in batch.dirty.items():
             with current(last_event[state.partition]):
                 self.customers[customer_id] = state.to_bytes()
+        self.tally.record(batch.dirty.values())
         for partition in models_changed:
             with current(last_event[partition]):
                 self.models[model_key(partition)] = self.runners[
@@ -514,7 +518,7 @@ class Worker:
         if released:
             await self._flush_changelogs()
             await self._commit()
-        metrics.observe_batch(batch, len(released), time.perf_counter() - started)
+        metrics.observe_batch(batch, time.perf_counter() - started)
         return batch
 
     async def _commit(self) -> None:
@@ -554,7 +558,13 @@ class Worker:
             source = Source(
                 message.topic, message.partition, message.offset, message.key
             )
+            started = time.perf_counter()
             runner.handle(message.value, source, batch, parsed)
+            metrics.observe_message(
+                message.topic,
+                not isinstance(parsed, InvalidEvent),
+                time.perf_counter() - started,
+            )
             if runner.model.learned != before:
                 models_changed.add(message.partition)
 
@@ -604,13 +614,12 @@ class Worker:
             alerts.setdefault(state.partition, []).append(
                 (alert["customer_id"].encode(), orjson.dumps(alert))
             )
-            metrics.observe_alert(alert)
         producer = self.app.producer._ensure_producer()
         await send_batches(producer, self.alerts_topic.get_topic_name(), alerts)
+        metrics.observe_alerts(batch.alerts, time.time())
         scores: Rows = {}
         for customer_id, state in batch.rescored.items():
             score = self.engine.assessment(state)
-            self.levels[customer_id] = score["level"]
             scores.setdefault(state.partition, []).append(
                 (customer_id.encode(), orjson.dumps(score))
             )
@@ -750,4 +759,4 @@ def _register(worker: Worker) -> None:
                         partition=tp.partition,
                     )
 
-    metrics.register_gauges(worker)
+    gauges.register(worker)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,33 @@ def topic_prefix() -> str:
     suits consumer group ids.
     """
     return f"t-{secrets.token_hex(4)}-"
+
+
+def prometheus_tool(name: str) -> str:
+    """Return the path of ``prometheus`` or ``promtool`` from Debian's package.
+
+    Skips the test when the program is not on PATH, except in CI
+    (``CI=true``), where ``.ci/run`` installs it and its absence fails the test.
+    """
+    path = shutil.which(name)
+    if path is not None:
+        return path
+    message = (
+        f"{name} is not on PATH; install Debian's prometheus package "
+        "(apt-get install prometheus), as bash .ci/run does"
+    )
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path of promtool, from Debian's prometheus package."""
+    return prometheus_tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the prometheus server, from Debian's prometheus package."""
+    return prometheus_tool("prometheus")

@@ -78,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=9108,
-        help="port of the Prometheus metrics endpoint on 127.0.0.1; 0 turns it off",
+        help="port of the Prometheus metrics endpoint, served on the web server's "
+        "address (RISKSTREAM_WEB_HOST, default 127.0.0.1); 0 turns it off "
+        "(default 9108)",
     )
 
     replay = commands.add_parser(
@@ -329,14 +331,22 @@ def _worker(args: argparse.Namespace) -> int:
     from riskstream.logs import configure_logging
 
     settings = _settings(args)
+    # The endpoint starts first, so a port in use fails before any Kafka work.
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(args.metrics_port, addr=settings.web_host)
+        except OSError as exc:
+            raise UsageError(
+                f"--metrics-port: cannot listen on {settings.web_host}:"
+                f"{args.metrics_port} ({exc}); pass a free port, or 0 to turn "
+                "the metrics endpoint off"
+            ) from None
     configure_logging(settings.log_format, settings.log_level)
     load_config(settings.rules_file, settings.playbook_file)
     asyncio.run(ensure_topics(settings, tables=True))
     worker = create_worker(settings)
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        start_http_server(args.metrics_port, addr=settings.web_host)
     FaustWorker(
         worker.app,
         loglevel=settings.log_level,

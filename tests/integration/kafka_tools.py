@@ -57,6 +57,7 @@ class WorkerProcess:
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
 
     def start(self) -> WorkerProcess:
         """Start the worker; its output goes to ``log_path``."""
@@ -69,7 +70,7 @@ class WorkerProcess:
             "--data-dir", str(self.data_dir),
             "--clock", "event",
             "--web-port", str(self.web_port),
-            "--metrics-port", str(free_port()),
+            "--metrics-port", str(self.metrics_port),
             *self.extra_args,
         ]  # fmt: skip
         log = self.log_path.open("ab")

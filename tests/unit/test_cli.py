@@ -36,3 +36,19 @@ def test_replay_missing_file_explained(tmp_path, capsys):
     assert exited.value.code == 2
     assert "absent.jsonl: no such file" in error
     assert "pass a JSONL file" in error
+
+
+def test_worker_metrics_port_in_use_explained(capsys):
+    broker = f"kafka://127.0.0.1:{closed_port()}"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        status = main(["worker", "--broker", broker, "--metrics-port", str(port)])
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert f"--metrics-port: cannot listen on 127.0.0.1:{port}" in error
+    assert "pass a free port, or 0" in error
+    assert "Traceback" not in error
