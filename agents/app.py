@@ -57,7 +57,7 @@ TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
 WAITING_LOG_INTERVAL_S = 30.0
 DEAD_LETTER_LOG_LIMIT = 20
-"""Dead letters per batch logged one by one; the rest are logged as a count."""
+"""Maximum dead letters per batch logged one by one. The rest are logged as a count."""
 RESEEK_S = 1.0
 """Shortest interval between two seeks of one topic partition."""
 STALL_SEEK_S = 5.0
@@ -630,8 +630,8 @@ class Worker:
 def log_dead_letters(records: list[dict[str, Any]]) -> None:
     """Log the first dead letters of a batch one by one, and count the rest.
 
-    The metric ``riskstream_events_invalid_total`` counts every one, so a
-    producer that sends only bad messages cannot flood the log.
+    The cap keeps a producer that sends only bad messages from flooding the
+    log. The metric ``riskstream_events_invalid_total`` counts every one.
     """
     for record in records[:DEAD_LETTER_LOG_LIMIT]:
         source = record["source"]

@@ -384,7 +384,7 @@ def _start_metrics_server(host: str, port: int) -> None:
         start_http_server(port, addr=host)
     except OSError as exc:
         raise UsageError(
-            f"metrics_port: cannot listen on {host}:{port} ({exc}); choose a "
+            f"metrics_port: failed to listen on {host}:{port} ({exc}); choose a "
             "free port with --metrics-port, or 0 to turn the endpoint off"
         ) from None
     structlog.get_logger("riskstream.cli").info(
