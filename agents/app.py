@@ -38,6 +38,7 @@ from faust.streams import _current_event
 from faust.types import TP, EventT
 from riskstream_agents import gauges, metrics
 from riskstream_agents.tally import StateTally
+from riskstream_agents.web import register_pages
 
 from riskstream.config import load_config
 from riskstream.engine import Engine
@@ -57,6 +58,8 @@ TOPIC_SCORES = "risk.scores"
 TOPIC_DEADLETTER = "riskstream.deadletter"
 TOPIC_TICKS = "riskstream.ticks"
 WAITING_LOG_INTERVAL_S = 30.0
+DEAD_LETTER_LOG_LIMIT = 20
+"""Maximum dead letters per batch logged one by one. The rest are logged as a count."""
 RESEEK_S = 1.0
 """Shortest interval between two seeks of one topic partition."""
 STALL_SEEK_S = 5.0
@@ -282,13 +285,14 @@ class Worker:
         """Drop everything since the last commit, so it is read again.
 
         A batch cancelled because the worker stops is routine, so only other
-        errors log a warning.
+        errors log a warning. The caller re-raises the error, and Faust logs
+        it with its traceback, so this line names only its type.
         """
         stopping = isinstance(error, asyncio.CancelledError)
         (log.info if stopping else log.warning)(
             "partitions_restarted_from_commit",
             partitions=sorted(self.mergers),
-            error=repr(error),
+            cause=type(error).__name__,
         )
         for partition in list(self.mergers):
             self.runners.pop(partition, None)
@@ -630,16 +634,50 @@ class Worker:
             source = record["source"]
             key = None if source["key"] is None else source["key"].encode()
             await send(dead_letters, key, orjson.dumps(record), None, None, None)
-            log.error(
-                "event_dead_lettered",
-                topic=source["topic"],
-                partition=source["partition"],
-                offset=source["offset"],
-                event_id=record["event_id"],
-                field=record["field"],
-                rule=record["rule"],
-                reason=record["reason"],
-            )
+        log_dead_letters(batch.dead_letters)
+
+
+def log_dead_letters(records: list[dict[str, Any]]) -> None:
+    """Log the first dead letters of a batch one by one, and count the rest.
+
+    The cap keeps a producer that sends only bad messages from flooding the
+    log. The metric ``riskstream_events_invalid_total`` counts every one.
+    """
+    for record in records[:DEAD_LETTER_LOG_LIMIT]:
+        source = record["source"]
+        log.error(
+            "event_dead_lettered",
+            topic=source["topic"],
+            partition=source["partition"],
+            offset=source["offset"],
+            key=source["key"],
+            event_id=record["event_id"],
+            field=record["field"],
+            rule=record["rule"],
+            reason=record["reason"],
+        )
+    if len(records) > DEAD_LETTER_LOG_LIMIT:
+        log.error(
+            "events_dead_lettered_unlogged",
+            count=len(records) - DEAD_LETTER_LOG_LIMIT,
+            rules=sorted({record["rule"] for record in records}),
+        )
+
+
+def partitions_by_topic(tps: Any) -> dict[str, Any]:
+    """Group topic partitions for a log line: ``{"topics": {name: [0, 1]}}``."""
+    topics: dict[str, list[int]] = {}
+    for tp in tps:
+        topics.setdefault(tp.topic, []).append(tp.partition)
+    return {"topics": {name: sorted(parts) for name, parts in sorted(topics.items())}}
+
+
+def assigned_inputs(worker: Worker) -> set[int]:
+    """Return the input partitions assigned to this worker."""
+    names = set(worker.input_names)
+    return {
+        tp.partition for tp in worker.app.consumer.assignment() if tp.topic in names
+    }
 
 
 def model_key(partition: int) -> str:
@@ -660,6 +698,7 @@ def create_worker(settings: Settings) -> Worker:
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_bind=settings.web_host,
+        canonical_url=settings.web_url_or_default(),
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         consumer_auto_offset_reset="earliest",
@@ -732,10 +771,7 @@ def _register(worker: Worker) -> None:
             await worker.process(list(events))
             yield None
 
-    @app.page("/customers/{customer_id}/")
-    async def customer(web: Any, request: Any, customer_id: str) -> Any:
-        document, status = await worker.explain_customer(customer_id)
-        return web.json(document, status=status)
+    register_pages(worker)
 
     @app.timer(settings.merge_hold_s / 2)
     async def release_held() -> None:
@@ -743,7 +779,25 @@ def _register(worker: Worker) -> None:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: Any, **_: Any) -> None:
+        log.info("partitions_revoked", **partitions_by_topic(revoked))
         await worker.forget({tp.partition for tp in revoked})
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: Any, **_: Any) -> None:
+        log.info("partitions_assigned", **partitions_by_topic(assigned))
+
+    @app.on_rebalance_complete.connect
+    async def on_rebalance_complete(app: faust.App, **_: Any) -> None:
+        log.info("rebalance_completed", partitions=sorted(assigned_inputs(worker)))
+
+    @app.task
+    async def started() -> None:
+        # Faust runs app tasks once, after the first table recovery.
+        log.info("worker_started", partitions=sorted(assigned_inputs(worker)))
+
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app: faust.App, **_: Any) -> None:
+        log.info("worker_stopping")
 
     if settings.clock == "wall":
 

@@ -10,20 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
+from riskstream.cli_settings import (
+    add_config_option,
+    add_setting_options,
+    add_settings_command,
+    settings_from_args,
+)
 from riskstream.config import load_config
 from riskstream.errors import RiskstreamError, UsageError
-from riskstream.settings import Settings
-
-
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
-    values = {
-        key: value
-        for key, value in vars(args).items()
-        if key in Settings.model_fields and value is not None
-    }
-    values.update(extra)
-    return Settings(**values)
 
 
 def _add_broker(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    worker = commands.add_parser("worker", help="run the Faust worker")
+    worker = commands.add_parser(
+        "worker",
+        help="run the Faust worker",
+        description="Run the Faust worker. Every setting is also an option "
+        "below; docs/configuration.md lists them with their defaults.",
+    )
+    add_config_option(worker)
     _add_broker(worker)
     worker.add_argument("--app-id", help="Faust app id and consumer group")
     worker.add_argument("--store", help="table store, rocksdb:// or memory://")
@@ -73,15 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["wall", "event"],
         help="what drives overdue checks between events (default wall)",
     )
-    worker.add_argument("--web-port", type=int, help="port of Faust's web server")
+    worker.add_argument(
+        "--web-port", type=int, help="port of Faust's web server (6066)"
+    )
     worker.add_argument(
         "--metrics-port",
         type=int,
-        default=9108,
-        help="port of the Prometheus metrics endpoint, served on the web server's "
-        "address (RISKSTREAM_WEB_HOST, default 127.0.0.1); 0 turns it off "
-        "(default 9108)",
+        help="port of the Prometheus metrics endpoint (9108); 0 turns it off",
     )
+    add_setting_options(worker)
 
     replay = commands.add_parser(
         "replay", help="run the core in-process on a JSONL file, no broker"
@@ -107,10 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         "produce", help="publish a JSONL file of events to the ERP topics"
     )
     produce.add_argument("file", type=_existing_file, help="JSONL file of events")
+    add_config_option(produce)
     _add_broker(produce)
 
     topics = commands.add_parser("topics", help="create the topics riskstream uses")
+    add_config_option(topics)
     _add_broker(topics)
+    topics.add_argument(
+        "--replication-factor", type=int, help="replicas of new topics (1)"
+    )
 
     explain = commands.add_parser(
         "explain",
@@ -162,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     from riskstream.cli_data import add_data_commands
 
     add_data_commands(commands)
+    add_settings_command(commands)
     return parser
 
 
@@ -308,7 +316,7 @@ def _produce(args: argparse.Namespace) -> int:
     from riskstream.drivers.replay import read_lines
     from riskstream.kafka_io import produce_lines
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     counts = asyncio.run(produce_lines(settings, read_lines(args.file)))
     for topic, count in sorted(counts.items()):
         print(f"{topic}: {count} messages")
@@ -318,7 +326,7 @@ def _produce(args: argparse.Namespace) -> int:
 def _topics(args: argparse.Namespace) -> int:
     from riskstream.kafka_io import ensure_topics
 
-    created = asyncio.run(ensure_topics(_settings(args)))
+    created = asyncio.run(ensure_topics(settings_from_args(args)))
     print("created: " + (", ".join(created) if created else "none, all exist"))
     return 0
 
@@ -330,27 +338,56 @@ def _worker(args: argparse.Namespace) -> int:
     from riskstream.kafka_io import ensure_topics
     from riskstream.logs import configure_logging
 
-    settings = _settings(args)
-    # The endpoint starts first, so a port in use fails before any Kafka work.
-    if args.metrics_port:
-        from prometheus_client import start_http_server
-
-        try:
-            start_http_server(args.metrics_port, addr=settings.web_host)
-        except OSError as exc:
-            raise UsageError(
-                f"--metrics-port: cannot listen on {settings.web_host}:"
-                f"{args.metrics_port} ({exc}); pass a free port, or 0 to turn "
-                "the metrics endpoint off"
-            ) from None
+    settings = settings_from_args(args)
     configure_logging(settings.log_format, settings.log_level)
+    # Every log line of the process carries the worker's identity, because
+    # asyncio tasks inherit the context variables bound here.
+    structlog.contextvars.bind_contextvars(
+        app_id=settings.app_id, worker_url=settings.web_url_or_default()
+    )
+    log = structlog.get_logger("riskstream.cli")
+    log.info(
+        "worker_starting",
+        broker=settings.broker,
+        topic_prefix=settings.topic_prefix,
+        partitions=settings.partitions,
+        clock=settings.clock,
+        store=settings.store,
+        data_dir=settings.data_dir,
+        config_file=settings.config_file,
+    )
     load_config(settings.rules_file, settings.playbook_file)
-    asyncio.run(ensure_topics(settings, tables=True))
+    # The endpoint starts first, so a port in use fails before any Kafka work.
+    _start_metrics_server(settings.metrics_host, settings.metrics_port)
+    created = asyncio.run(ensure_topics(settings, tables=True))
+    if created:
+        log.info("topics_created", topics=created)
     worker = create_worker(settings)
-    FaustWorker(
-        worker.app,
-        loglevel=settings.log_level,
-        quiet=True,
-        override_logging=False,
-    ).execute_from_commandline()
+    try:
+        FaustWorker(
+            worker.app,
+            loglevel=settings.log_level,
+            quiet=True,
+            override_logging=False,
+        ).execute_from_commandline()
+    finally:
+        log.info("worker_stopped")
     return 0
+
+
+def _start_metrics_server(host: str, port: int) -> None:
+    """Serve the Prometheus metrics on ``host:port``; port 0 serves none."""
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        raise UsageError(
+            f"metrics_port: failed to listen on {host}:{port} ({exc}); choose a "
+            "free port with --metrics-port, or 0 to turn the endpoint off"
+        ) from None
+    structlog.get_logger("riskstream.cli").info(
+        "metrics_server_started", host=host, port=port
+    )

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,3 +226,31 @@ def read_topic(
 ) -> list[tuple[bytes | None, bytes]]:
     """Read every message currently in ``topic`` as (key, value) pairs."""
     return asyncio.run(_read_topic(bootstrap, topic, timeout_s))
+
+
+def http_status(port: int, path: str, timeout_s: float = 10) -> int:
+    """Return the HTTP status of GET http://127.0.0.1:PORT/PATH."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def json_log_lines(path: Path) -> list[dict[str, object]]:
+    """Return the JSON log lines of a worker's log file, skipping other output.
+
+    A line can start with a terminal escape sequence that Faust writes to
+    stdout, which the test merges with stderr, so parsing starts at ``{``.
+    """
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        start = line.find("{")
+        if start < 0:
+            continue
+        try:
+            lines.append(json.loads(line[start:]))
+        except json.JSONDecodeError:
+            continue
+    return lines

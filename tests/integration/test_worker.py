@@ -16,7 +16,13 @@ from riskstream.model import LatePaymentModel
 from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import CustomerState
 
-from .kafka_tools import read_topic, run_cli, wait_for_commits
+from .kafka_tools import (
+    http_status,
+    json_log_lines,
+    read_topic,
+    run_cli,
+    wait_for_commits,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +155,54 @@ def test_dead_letters_keep_original_bytes(
         assert letter["source"]["topic"].startswith(topic_prefix)
         assert letter["field"] in letter["reason"]
         assert original in inputs.values()
+
+
+def test_worker_logs_and_health_pages(
+    worker_factory, kafka_bootstrap, topic_prefix, tmp_path
+):
+    produce(SAMPLE, kafka_bootstrap, topic_prefix)
+
+    worker = worker_factory()
+    wait_for_commits(worker)
+    time.sleep(1.0)
+    health = http_status(worker.web_port, "/health/")
+    ready = http_status(worker.web_port, "/ready/")
+    letters = decoded(
+        read_topic(kafka_bootstrap, f"{topic_prefix}riskstream.deadletter")
+    )
+    worker.stop()
+    lines = json_log_lines(worker.log_path)
+
+    assert health == 200
+    assert ready == 200
+    logged = {
+        (line["topic"], line["partition"], line["offset"]): line
+        for line in lines
+        if line["event"] == "event_dead_lettered"
+    }
+    sources = {
+        (letter["source"]["topic"], letter["source"]["partition"],
+         letter["source"]["offset"]): letter
+        for letter in letters
+    }  # fmt: skip
+    assert letters
+    assert set(logged) == set(sources)
+    for key, letter in sources.items():
+        assert logged[key]["level"] == "error"
+        assert logged[key]["event_id"] == letter["event_id"]
+        assert logged[key]["rule"] == letter["rule"]
+        assert logged[key]["app_id"] == f"{topic_prefix}app"
+    events = {line["event"]: line for line in lines}
+    for name in (
+        "worker_starting",
+        "partitions_assigned",
+        "rebalance_completed",
+        "worker_started",
+        "worker_stopping",
+        "worker_stopped",
+    ):
+        assert name in events, f"the worker did not log {name}"
+        assert events[name]["level"] == "info", name
 
 
 def without_model_outputs(state: CustomerState) -> CustomerState:

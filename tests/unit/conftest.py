@@ -151,3 +151,40 @@ def engine() -> Engine:
 def model() -> LatePaymentModel:
     """A late-payment model that has learned nothing."""
     return LatePaymentModel()
+
+
+DeployedSettings = Callable[..., Any]
+
+
+@pytest.fixture
+def deployed_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    """Build settings as a container would, from its environment and settings file.
+
+    Call it as ``deployed_settings(environment, config_text=None, argv=())``.
+    The caller's own RISKSTREAM_* variables are removed first. With
+    ``config_text``, the file is written to a temporary path and named by
+    RISKSTREAM_CONFIG_FILE. ``argv`` is a ``riskstream`` command line whose
+    options rank above both. Raises ConfigError like the worker would.
+    """
+    import os
+
+    from riskstream.cli import build_parser
+    from riskstream.cli_settings import settings_from_args
+
+    def build(
+        environment: dict[str, str],
+        config_text: str | None = None,
+        argv: tuple[str, ...] | list[str] = ("worker",),
+    ) -> Any:
+        for name in list(os.environ):
+            if name.upper().startswith("RISKSTREAM_"):
+                monkeypatch.delenv(name)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        if config_text is not None:
+            path = tmp_path / "settings-under-test.yaml"
+            path.write_text(config_text, encoding="utf-8")
+            monkeypatch.setenv("RISKSTREAM_CONFIG_FILE", str(path))
+        return settings_from_args(build_parser().parse_args(list(argv)))
+
+    return build

@@ -49,6 +49,6 @@ def test_worker_metrics_port_in_use_explained(capsys):
 
     error = capsys.readouterr().err
     assert status == 2
-    assert f"--metrics-port: cannot listen on 127.0.0.1:{port}" in error
-    assert "pass a free port, or 0" in error
+    assert f"metrics_port: failed to listen on 127.0.0.1:{port}" in error
+    assert "choose a free port with --metrics-port, or 0" in error
     assert "Traceback" not in error
