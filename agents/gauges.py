@@ -41,10 +41,36 @@ def register(worker: Worker) -> None:
     """Describe the worker, then refresh its gauges every :data:`REFRESH_S`."""
     metrics.WORKER.info({"version": __version__, "clock": worker.settings.clock})
 
+    drifts_seen: dict[str, int] = {}
+
     @worker.app.timer(REFRESH_S)
     async def refresh_gauges() -> None:
         await tally_owned_partitions(worker)
         refresh(worker)
+        report_drifts(worker, drifts_seen)
+
+
+def report_drifts(worker: Worker, seen: dict[str, int]) -> None:
+    """Log a warning when a partition model's error drifted since the last look.
+
+    ``seen`` keeps each partition's drift count from the previous call; the
+    first look at a partition only records it, because its count may come
+    from a checkpoint written before this worker started.
+    """
+    for partition, runner in worker.runners.items():
+        described = runner.model.describe()
+        drifts = described["error_drifts"]
+        previous = seen.get(str(partition))
+        seen[str(partition)] = drifts
+        if previous is not None and drifts > previous:
+            log.warning(
+                "model_error_drift",
+                partition=partition,
+                error_drifts=drifts,
+                mean_error=described["mean_error"],
+                roc_auc=described["roc_auc"],
+                updates=described["updates"],
+            )
 
 
 def refresh(worker: Worker) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 import structlog
 from riskstream_agents.app import DEAD_LETTER_LOG_LIMIT, log_dead_letters
+from riskstream_agents.gauges import report_drifts
 
 from riskstream.cli import main
 from riskstream.drivers.replay import MemoryStore
 from riskstream.logs import configure_logging
+from riskstream.model import FEATURES, LatePaymentModel
 from riskstream.runner import Batch, PartitionRunner, Source
 
 TOPIC = "erp.orders"
@@ -139,3 +142,27 @@ def test_worker_start_logged_with_context(tmp_path, capsys):
     assert starting[0]["app_id"] == "log-test"
     assert starting[0]["worker_url"] == "http://worker-1:6066"
     assert starting[0]["logger"] == "riskstream.cli"
+
+
+def test_model_drift_logged_once(json_logs):
+    model = LatePaymentModel()
+    worker = SimpleNamespace(runners={3: SimpleNamespace(model=model)})
+    seen: dict[str, int] = {}
+    features = [0.0] * len(FEATURES)
+    json_logs()
+
+    report_drifts(worker, seen)
+    for _ in range(300):
+        model.learn(features, late=False, predicted=0.1)
+    report_drifts(worker, seen)
+    for _ in range(300):
+        model.learn(features, late=True, predicted=0.1)
+    report_drifts(worker, seen)
+    report_drifts(worker, seen)
+    lines = [line for line in json_logs() if line["event"] == "model_error_drift"]
+
+    assert model.drifts >= 1
+    assert len(lines) == 1
+    assert lines[0]["level"] == "warning"
+    assert lines[0]["partition"] == 3
+    assert lines[0]["error_drifts"] == model.drifts
