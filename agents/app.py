@@ -578,10 +578,13 @@ class Worker:
         """Tell, per topic, whether the merge may stop waiting for it.
 
         A topic is caught up when every message below its high watermark has
-        reached the merge. Until the consumer has fetched the topic once, its
-        high watermark is unknown, and so is the start of a partition without
-        committed offsets; the merge then waits for the topic at most
-        ``merge_hold_s``.
+        reached the merge. A partition that never held a message (high
+        watermark 0) is caught up at once, which matters for the operators'
+        alert-actions topic: it is often empty, and the merge held every event
+        for ``merge_hold_s`` while waiting for it. Until the consumer has
+        fetched the topic once, its high watermark is unknown, and so is the
+        start of a partition without committed offsets; the merge then waits
+        for the topic at most ``merge_hold_s``.
         """
         head = merger.oldest()
         held_s = 0.0 if head is None else now - head[1]
@@ -598,9 +601,13 @@ class Worker:
                 received = self.committed_to.get(tp)
             if received is None:
                 received = self.app.consumer._committed_offset.get(tp)
-            if received is not None and highwater is not None and highwater >= 0:
+            if highwater == 0:
+                done = True
+            elif received is not None and highwater is not None and highwater >= 0:
                 done = received >= highwater
             else:
+                # NOTE: a partition whose messages were all deleted by retention
+                # and that has no committed offset waits here on every release.
                 done = held_s >= self.settings.merge_hold_s
             if not done:
                 self.waiting[partition] = (topic, received, highwater, held_s)
