@@ -59,6 +59,7 @@ from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.partitioning import partition_for
 from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
+from riskstream.settings import Settings
 from riskstream.state import CustomerState
 
 BUDGET_CORE_US = 50.0
@@ -66,7 +67,7 @@ BUDGET_CORE_US = 50.0
 BUDGET_STATE_BYTES = 2048
 """Project budget: encoded state per customer with a year of history."""
 
-HANDLE_BATCH = 2000
+HANDLE_BATCH = Settings.model_fields["batch_size"].default
 Message = tuple[bytes, Source, Any]
 
 

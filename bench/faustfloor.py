@@ -4,11 +4,12 @@ Each variant is a Faust app in a subprocess, started from this file, with one
 agent on the three input topics and a fresh app id, which is also its
 consumer group. Its web server listens on 127.0.0.1 on a free port.
 
-* ``floor_noack``: ``stream.noack_take(2000, 0.2)`` as agents/app.py takes
+* ``floor_noack``: ``stream.noack_take`` with the worker's default batch size
+  and timeout, as agents/app.py takes
   its batches. The agent does nothing with the messages, and after each batch
   it commits the offset after the batch's last message of each partition with
   ``app.consumer._commit``, as the worker does.
-* ``floor_take``: ``stream.take(2000, 0.2)``, which acknowledges each batch
+* ``floor_take``: ``stream.take`` with the same sizes, which acknowledges each batch
   to Faust when the agent's loop requests the next one. Faust commits the acked
   offsets on its own timer, every ``broker_commit_interval`` (2.8 s by
   default).

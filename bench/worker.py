@@ -97,6 +97,7 @@ from kafkabench import (
 from riskstream.config import load_config
 from riskstream.drivers.replay import replay
 from riskstream.events import route
+from riskstream.settings import Settings
 
 BUDGET_WORKER_TO_RAW = 1 / 3
 """Project budget: the worker runs at no less than a third of the raw loop."""
@@ -164,8 +165,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--core-batch-size",
         type=int,
-        default=2000,
-        help="messages per batch of the core loop, as the worker's batch_size (2000)",
+        default=Settings.model_fields["batch_size"].default,
+        help="messages per batch of the core loop (default: the worker's "
+        "batch_size, %(default)s)",
     )
     parser.add_argument(
         "--skip",

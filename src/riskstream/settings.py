@@ -97,10 +97,11 @@ class Settings(BaseSettings):
         json_schema_extra=_unit("seconds"),
     )
     batch_size: int = Field(
-        2000,
+        8000,
         ge=1,
         description="maximum events per processing batch; each changed customer "
-        "is scored and written once per batch",
+        "is scored and written once per batch, so a backlog is worked off faster "
+        "in larger batches",
         json_schema_extra=_unit("events"),
     )
     batch_timeout_s: float = Field(
