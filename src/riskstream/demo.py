@@ -343,7 +343,7 @@ async def _collect_outputs(
     idle_timeout_s: float,
     timeout_s: float,
 ) -> _Collected:
-    from aiokafka import AIOKafkaConsumer  # type: ignore[import-untyped]
+    from aiokafka import AIOKafkaConsumer
 
     from riskstream.kafka_io import bootstrap_of
 
@@ -431,8 +431,8 @@ async def _input_lag(settings: Settings) -> int | None:
     coordinator.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]
-    from aiokafka.errors import KafkaError  # type: ignore[import-untyped]
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
 
     from riskstream.kafka_io import INPUT_TOPICS, bootstrap_of
 

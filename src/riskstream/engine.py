@@ -9,22 +9,13 @@ computes, never from the wall clock.
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from riskstream.config import SEVERITY_ORDER, Rule, ScoringConfig
-from riskstream.crossings import (
-    COUNT_WINDOWS,
-    checks_for,
-    count_flip,
-    count_limits,
-    ratio_flip,
-    threshold_offsets,
-)
-from riskstream.currency import from_minor, minor_units, to_minor
+from riskstream.config import ScoringConfig
+from riskstream.crossings import CrossingSchedule
+from riskstream.currency import to_minor
 from riskstream.events import (
     AlertAction,
     ComplaintLogged,
@@ -38,16 +29,7 @@ from riskstream.events import (
     PaymentFailed,
     PaymentReceived,
 )
-from riskstream.features import (
-    AGEING_OFFSETS_DAYS,
-    AMOUNT,
-    ANOMALY_WINDOW_DAYS,
-    ORDERS,
-    compute_signals,
-    expected_purchases,
-    model_inputs,
-    next_baseline_change,
-)
+from riskstream.features import model_inputs
 from riskstream.history import (
     add_order_lines,
     apply_complaint,
@@ -56,16 +38,14 @@ from riskstream.history import (
     blend_days_to_pay,
     score_order,
 )
-from riskstream.lifecycle import ActionRejected, AlertBook, Update, update_id_for
-from riskstream.model import LATE_DAYS, MODEL_NAME, MODEL_VERSION, LatePaymentModel
-from riskstream.playbook import RISK_LEVEL_KIND
-from riskstream.scoring import apportion
+from riskstream.lifecycle import ActionRejected, AlertBook, Update
+from riskstream.model import LATE_DAYS, LatePaymentModel
+from riskstream.scoring import Scorer
 from riskstream.state import (
     DAY_S,
     MAX_OPEN_INVOICES,
     MAX_OPEN_ORDERS,
     MAX_UNAPPLIED,
-    RECENT_DAYS,
     CustomerState,
     Invoice,
 )
@@ -73,26 +53,6 @@ from riskstream.state import (
 ADP_SMOOTHING = 0.3
 """Weight of the newest payment in the average days to pay (an EMA)."""
 MAX_CROSSINGS = 10_000
-NEVER = 2**62
-LATE_S = LATE_DAYS * DAY_S
-MONEY_SIGNALS = (
-    "overdue_amount",
-    "exposure",
-    "volume_30d",
-    "volume_90d",
-    "overdue_1_30d",
-    "overdue_31_60d",
-    "overdue_61_90d",
-    "overdue_over_90d",
-)
-AGEING_SIGNALS = (
-    "overdue_1_30d",
-    "overdue_31_60d",
-    "overdue_61_90d",
-    "overdue_over_90d",
-)
-MODEL_SIGNAL_KIND = "late_payment_model"
-"""The signal kind of the model's entry in an alert's reasons."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -125,62 +85,13 @@ class Outcome:
         self.model_changed = self.model_changed or other.model_changed
 
 
-def to_iso(at_s: int) -> str:
-    """Format epoch seconds as RFC 3339 UTC.
-
-    >>> to_iso(86400)
-    '1970-01-02T00:00:00Z'
-    """
-    return datetime.fromtimestamp(at_s, UTC).isoformat().replace("+00:00", "Z")
-
-
 class Engine:
     """Scores customers with the configured rules and the late-payment model."""
 
     def __init__(self, config: ScoringConfig) -> None:
         self.config = config
-        # Crossing offsets in seconds, ascending, so the first one after the
-        # clock is the next of its group.
-        self._due_offsets = threshold_offsets(config.thresholds_for("days_past_due"))
-        self._since_offsets = threshold_offsets(
-            config.thresholds_for("days_since_last_order")
-        )
-        self._gap_ratios = sorted(config.thresholds_for("gap_ratio"))
-        # Only crossings that can change a rule's outcome are scheduled. The
-        # others would only refresh the published signals.
-        read = {rule.signal for rule in config.rules}
-        if "overdue_amount" in read:
-            self._due_offsets = sorted({1, *self._due_offsets})
-        # Each ageing bucket changes when an invoice enters or leaves it.
-        bucket_edges = [1, *(days * DAY_S for days in AGEING_OFFSETS_DAYS), None]
-        for index, name in enumerate(AGEING_SIGNALS):
-            if name in read:
-                edges = {bucket_edges[index], bucket_edges[index + 1]} - {None}
-                self._due_offsets = sorted({*edges, *self._due_offsets})
-        self._count_checks = [
-            (attr, window, count_limits(checks_for(config, signal)))
-            for signal, (attr, window) in COUNT_WINDOWS.items()
-            if signal in read
-        ]
-        self._window_30 = bool(read & {"volume_30d", "orders_30d"})
-        self._window_90 = bool(read & {"volume_90d", "orders_90d"})
-        # The anomaly signal ends 30 days after the order, which changes only
-        # rules that fire on it.
-        self._anomaly_checks = checks_for(config, "order_anomaly")
-        self._industry_weights = dict(config.profile_weights.industry)
-        self._region_weights = dict(config.profile_weights.region)
-        self._ratio_checks = checks_for(config, "volume_ratio_90d")
-        self._frequency_checks = checks_for(config, "order_frequency_ratio")
-        self._money_read = [name for name in MONEY_SIGNALS if name in read]
-        self._checks = [
-            (rule, rule.signal, rule.op == ">=", rule.threshold)
-            for rule in config.rules
-        ]
-        self._scales: dict[str | None, int] = {}
-        levels = config.levels
-        self._level_floors = (levels.medium, levels.high, levels.critical)
-        self._model_threshold = config.model.threshold
-        self._model_points = config.model.points
+        self.crossings = CrossingSchedule(config)
+        self.scorer = Scorer(config)
         self.alert_book = AlertBook(round(config.alerts.clear_for_hours * 3600))
 
     # -- events -----------------------------------------------------------
@@ -491,99 +402,16 @@ class Engine:
     # -- time -------------------------------------------------------------
 
     def next_due(self, state: CustomerState) -> int | None:
-        """Return the next time after the state's clock at which a signal changes.
+        """Return the next time after the state's clock at which a rule can change.
 
-        A crossing is a time at which a rule's outcome can change without a
-        new event. An invoice reaches a days-past-due threshold, or the
-        expected order does not arrive. A count of late, partial or failed
-        payments, or the purchase volume, passes a threshold as days leave
-        its window. The purchase baseline moves on by a block. The model's
-        30-day label is a crossing too. Signals that no rule reads change
-        between crossings without one.
+        That is the state's next crossing (:class:`CrossingSchedule`), or the
+        moment an open alert resolves or its snooze ends, whichever is first.
         """
-        clock = state.clock_s
-        best = NEVER
-        for invoice in state.invoices.values():
-            if invoice.outstanding > 0:
-                due = invoice.due_s
-                for offset in self._due_offsets:
-                    at = due + offset
-                    if at > clock:
-                        best = min(best, at)
-                        break
-                if not invoice.labelled:
-                    at = due + LATE_S
-                    if clock < at < best:
-                        best = at
-        last = state.last_order_s
-        if last is not None:
-            for offset in self._since_offsets:
-                at = last + offset
-                if at > clock:
-                    best = min(best, at)
-                    break
-            if state.orders_total >= 3 and self._gap_ratios:
-                mean_gap = max(1.0, state.gap_sum_days / (state.orders_total - 1))
-                for ratio in self._gap_ratios:
-                    at = last + math.ceil(ratio * mean_gap * DAY_S)
-                    # The evaluation computes the ratio in floating point, so
-                    # the crossing is the first second at which the rule fires.
-                    while (at - last) / DAY_S / mean_gap < ratio:
-                        at += 1
-                    if at > clock:
-                        best = min(best, at)
-                        break
-        today = clock // DAY_S
-        for attr, window, limits in self._count_checks:
-            days = getattr(state, attr)
-            if not days:
-                continue
-            at = count_flip(days, today - window, limits)
-            if at is not None:
-                at = (at + window) * DAY_S
-                if clock < at < best:
-                    best = at
-        if self._window_30:
-            for bucket in state.days:
-                if bucket[0] > today - 30:
-                    at = (bucket[0] + 30) * DAY_S
-                    if clock < at < best:
-                        best = at
-                    break
-        if (
-            self._anomaly_checks
-            and state.last_order_s is not None
-            and _fires_any(self._anomaly_checks, state.order_anomaly)
-        ):
-            at = state.last_order_s + ANOMALY_WINDOW_DAYS * DAY_S
-            if clock < at < best:
-                best = at
-        if self._window_90 and state.days:
-            at = (state.days[0][0] + RECENT_DAYS) * DAY_S
-            if clock < at < best:
-                best = at
-        if (
-            self._ratio_checks or self._frequency_checks
-        ) and state.first_order_s is not None:
-            at = next_baseline_change(today) * DAY_S
-            if at < best:
-                best = at
-            orders, volume = expected_purchases(state, today)
-            for checks, expected, column in (
-                (self._ratio_checks, volume, AMOUNT),
-                (self._frequency_checks, orders, ORDERS),
-            ):
-                day = None
-                if checks:
-                    day = ratio_flip(state, today, checks, expected, column)
-                if day is not None:
-                    at = (day + RECENT_DAYS) * DAY_S
-                    if clock < at < best:
-                        best = at
+        best = self.crossings.next_due(state)
         at = self.alert_book.next_due(state)
-        if at is not None and at < best:
+        if at is not None and (best is None or at < best):
             best = at
-        return None if best == NEVER else best
+        return best
 
     def advance(
         self,
@@ -643,29 +471,7 @@ class Engine:
         publishes always describes the latest state, whatever its batch
         boundaries.
         """
-        signals = compute_signals(state, state.clock_s)
-        signals["profile_weight"] = self._profile_weight(state)
-        scale = self._scale(state.currency)
-        for name in self._money_read:
-            value = signals[name]
-            if value is not None:
-                signals[name] = value / scale
-        firing = []
-        names = []
-        score = 0
-        for rule, signal, at_least, threshold in self._checks:
-            value = signals[signal]
-            if value is not None and (
-                value >= threshold if at_least else value <= threshold
-            ):
-                firing.append(rule)
-                names.append(rule.name)
-                score += rule.points
-        probability = _model_probability(state)
-        if probability >= self._model_threshold:
-            score += self._model_points * probability
-        score = round(min(100.0, score), 1)
-        level = self._level_for(score)
+        signals, firing, names, score, level, probability = self.scorer.score(state)
 
         previous = (state.score, state.level)
         state.score, state.level, state.firing = score, level, names
@@ -673,194 +479,20 @@ class Engine:
 
         outcome = Outcome(rescored=True)
         if updates:
-            reasons = self.reasons(firing, signals, probability, score)
+            scorer = self.scorer
+            reasons = scorer.reasons(firing, signals, probability, score)
             for update in updates:
                 outcome.alerts.append(
-                    self._alert(state, update, reasons, previous, event_ids, model)
+                    scorer.alert_message(
+                        state, update, reasons, previous, event_ids, model
+                    )
                 )
         return outcome
 
-    def _profile_weight(self, state: CustomerState) -> float:
-        """Return the industry weight times the region weight of the customer.
-
-        A name missing from a table weighs 1. The tables are copied to plain
-        dicts, because this runs at every evaluation.
-        """
-        profile = state.profile
-        if not profile:
-            return 1.0
-        industry = self._industry_weights.get(profile.get("industry", ""), 1.0)
-        region = self._region_weights.get(profile.get("region", ""), 1.0)
-        return round(industry * region, 4)
-
-    def _scale(self, currency: str | None) -> int:
-        """Return how many minor units make one major unit of ``currency``."""
-        scale = self._scales.get(currency)
-        if scale is None:
-            scale = self._scales[currency] = 10 ** (minor_units(currency or "EUR") or 0)
-        return scale
-
-    def _level_for(self, score: float) -> str:
-        """Map a score to its level, as :meth:`Levels.level_for` does."""
-        medium, high, critical = self._level_floors
-        if score >= critical:
-            return "critical"
-        if score >= high:
-            return "high"
-        if score >= medium:
-            return "medium"
-        return "low"
-
     def signals(self, state: CustomerState) -> dict[str, float | None]:
         """Compute the signals at the state's clock, money in major units."""
-        signals = compute_signals(state, state.clock_s)
-        signals["profile_weight"] = self._profile_weight(state)
-        scale = self._scale(state.currency)
-        for name in MONEY_SIGNALS:
-            value = signals[name]
-            if value is not None:
-                signals[name] = value / scale
-        return signals
-
-    def reasons(
-        self,
-        firing: list[Rule],
-        signals: dict[str, float | None],
-        probability: float,
-        score: float,
-    ) -> list[dict[str, Any]]:
-        """Explain a score: each firing rule and the model, with its share.
-
-        ``points`` is what a reason adds before the cap of 100, and
-        ``contribution`` its share of ``score``; the contributions add up to
-        the score exactly.
-        """
-        reasons = [_reason(rule, signals[rule.signal]) for rule in firing]
-        points = [rule.points for rule in firing]
-        if probability >= self._model_threshold:
-            points.append(self._model_points * probability)
-            reasons.append(
-                {
-                    "rule": "model_late_payment",
-                    "signal": "late_payment_probability",
-                    "signal_kind": MODEL_SIGNAL_KIND,
-                    "severity": self.config.model.severity,
-                    "value": round(probability, 4),
-                    "op": ">=",
-                    "threshold": self._model_threshold,
-                    "points": round(points[-1], 2),
-                }
-            )
-        for reason, share in zip(reasons, apportion(points, score), strict=True):
-            reason["contribution"] = share
-        return reasons
-
-    def _alert(
-        self,
-        state: CustomerState,
-        update: Update,
-        reasons: list[dict[str, Any]],
-        previous: tuple[float, str],
-        event_ids: list[str],
-        model: LatePaymentModel,
-    ) -> dict[str, Any]:
-        """Build the message of one alert update for ``risk.alerts``."""
-        alert, kind = update.alert, update.signal_kind
-        playbook = self.config.playbook
-        leading = sorted(
-            update.rules,
-            key=lambda rule: (SEVERITY_ORDER[rule.severity], rule.points),
-            reverse=True,
-        )
-        if update.status in ("opened", "escalated", "snooze_ended"):
-            plays = [playbook.play(rule.signal_kind, rule.severity) for rule in leading]
-            if kind == RISK_LEVEL_KIND:
-                plays.append(playbook.play(kind, alert.severity))
-        else:
-            plays = []
-        actions: list[str] = []
-        for play in plays:
-            actions.extend(a for a in play.actions if a not in actions)
-        owner = (plays[0] if plays else playbook.play(kind, alert.severity)).owner
-        alert.sequence += 1
-        return {
-            "alert_id": alert.alert_id,
-            "update_id": update_id_for(alert.alert_id, alert.sequence),
-            "sequence": alert.sequence,
-            "status": update.status,
-            "signal_kind": kind,
-            "customer_id": state.customer_id,
-            "raised_at": to_iso(state.clock_s),
-            "opened_at": to_iso(alert.opened_s),
-            "kind": "level_raised" if kind == RISK_LEVEL_KIND else "rule_fired",
-            "severity": alert.severity,
-            "risk_score": state.score,
-            "previous_score": previous[0],
-            "level": state.level,
-            "previous_level": previous[1],
-            "rules_fired": [rule.name for rule in update.rules],
-            "reasons": reasons,
-            "recommended_actions": actions,
-            "owner": owner,
-            "acted_by": update.acted_by,
-            "event_ids": event_ids,
-            "model": {
-                "name": MODEL_NAME,
-                "version": MODEL_VERSION,
-                "updates": model.updates,
-            },
-        }
+        return self.scorer.signals(state)
 
     def assessment(self, state: CustomerState) -> dict[str, Any]:
         """Describe the customer's latest score, for the ``risk.scores`` topic."""
-        signals = self.signals(state)
-        firing = [r for r in self.config.rules if r.name in state.firing]
-        reasons = self.reasons(firing, signals, _model_probability(state), state.score)
-        currency = state.currency
-        owed = sum(invoice.outstanding for invoice in state.invoices.values())
-        return {
-            "customer_id": state.customer_id,
-            "assessed_at": to_iso(state.clock_s),
-            "risk_score": state.score,
-            "level": state.level,
-            "firing": list(state.firing),
-            "reasons": reasons,
-            "currency": currency,
-            "outstanding": str(from_minor(owed, currency)) if currency else "0",
-            "open_invoices": len(state.invoices),
-            "signals": {
-                key: None if value is None else round(value, 4)
-                for key, value in signals.items()
-            },
-        }
-
-
-def _fires_any(checks: list[tuple[bool, float]], value: float | None) -> bool:
-    """Tell whether any of the rule comparisons fires on ``value``."""
-    if value is None:
-        return False
-    return any(
-        value >= limit if at_least else value <= limit for at_least, limit in checks
-    )
-
-
-def _model_probability(state: CustomerState) -> float:
-    """Return the highest late-payment probability of an open invoice, or -1."""
-    highest = -1.0
-    for invoice in state.invoices.values():
-        if invoice.outstanding > 0 and invoice.probability > highest:
-            highest = invoice.probability
-    return highest
-
-
-def _reason(rule: Rule, value: float | None) -> dict[str, Any]:
-    return {
-        "rule": rule.name,
-        "signal": rule.signal,
-        "signal_kind": rule.signal_kind,
-        "severity": rule.severity,
-        "value": None if value is None else round(value, 4),
-        "op": rule.op,
-        "threshold": rule.threshold,
-        "points": rule.points,
-    }
+        return self.scorer.assessment(state)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from riskstream.currency import from_minor
-from riskstream.engine import Engine, to_iso
+from riskstream.engine import Engine
 from riskstream.model import LatePaymentModel
+from riskstream.scoring import to_iso
 from riskstream.state import DAY_S, CustomerState
 
 

@@ -92,7 +92,7 @@ class AlertBook:
                 rules.append(rule)
         firing_kinds: dict[str, tuple[str, list[Rule]]] = {}
         for kind, rules in by_kind.items():
-            severity = rules[0].severity
+            severity: str = rules[0].severity
             for rule in rules:
                 if SEVERITY_ORDER[rule.severity] > SEVERITY_ORDER[severity]:
                     severity = rule.severity

@@ -226,7 +226,7 @@ class PartitionRunner:
         self.handle_event(parsed, raw, source, batch)
 
     def handle_event(
-        self, event: Event, raw: bytes, source: Source, batch: Batch
+        self, event: Event, raw: bytes | None, source: Source, batch: Batch
     ) -> None:
         """Check and apply one decoded message."""
         batch.consumed[(source.topic, event.type)] += 1

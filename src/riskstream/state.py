@@ -101,8 +101,19 @@ class Invoice:
     @classmethod
     def from_list(cls, row: list[Any]) -> Invoice:
         """Decode from :meth:`to_list`."""
+        amount, outstanding, issued_s, due_s, event_id, probability, features = row[:7]
         flags = row[7]
-        return cls(*row[:7], labelled=bool(flags & 1), partial=bool(flags & 2))
+        return cls(
+            amount,
+            outstanding,
+            issued_s,
+            due_s,
+            event_id,
+            probability,
+            features,
+            labelled=bool(flags & 1),
+            partial=bool(flags & 2),
+        )
 
 
 def alert_id_for(customer_id: str, kind: str, opened_s: int, number: int) -> str:

@@ -9,8 +9,9 @@ import pytest
 
 from riskstream.config import Rule, load_config
 from riskstream.drivers.replay import replay
-from riskstream.engine import Engine, to_iso
+from riskstream.engine import Engine
 from riskstream.model import MODEL_NAME, MODEL_VERSION, LatePaymentModel
+from riskstream.scoring import to_iso
 from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import (
     DAY_S,

@@ -11,12 +11,13 @@ import pytest
 
 from riskstream.config import load_config
 from riskstream.drivers.replay import MemoryStore, read_lines, replay
-from riskstream.engine import Engine, to_iso
+from riskstream.engine import Engine
 from riskstream.errors import InvalidEvent
 from riskstream.events import TOPIC_ORDERS, TOPIC_PAYMENTS, route
 from riskstream.model import LatePaymentModel
 from riskstream.partitioning import partition_for
 from riskstream.runner import Batch, PartitionRunner, Source, try_parse
+from riskstream.scoring import to_iso
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "events.jsonl"
 
