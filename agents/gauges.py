@@ -99,7 +99,14 @@ def refresh(worker: Worker) -> None:
         for partition, runner in worker.runners.items()
     }
     for gauge, key in MODEL_GAUGES:
-        publish(gauge, {(partition,): d[key] for partition, d in described.items()})
+        publish(
+            gauge,
+            {
+                (partition,): d[key]
+                for partition, d in described.items()
+                if d[key] is not None
+            },
+        )
 
 
 async def tally_owned_partitions(worker: Worker) -> None:

@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker = getattr(args, "broker", None) or "the configured broker"
         print(
             f"riskstream: {args.command}: the Kafka request failed ({exc}); check "
-            f"that {broker} is running and reachable, or pass --broker",
+            f"that {broker} is running and reachable, or pass another --broker",
             file=sys.stderr,
         )
         return 1
@@ -227,6 +227,14 @@ def _replay(args: argparse.Namespace) -> int:
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     for name, path in paths.items():
         print(f"{name}: {path}")
+    if result.messages and not result.states:
+        print(
+            f"riskstream: {args.file}: none of its {result.messages} lines is a "
+            f"valid event, so all went to {paths['dead_letters']}; pass a JSONL "
+            "file with one event per line (see docs/contract.md)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -335,7 +343,8 @@ def _worker(args: argparse.Namespace) -> int:
     from faust.worker import Worker as FaustWorker
     from riskstream_agents.app import create_worker
 
-    from riskstream.kafka_io import ensure_topics
+    from riskstream.kafka_io import cluster_id, ensure_topics
+    from riskstream.localstore import check_cluster
     from riskstream.logs import configure_logging
 
     settings = settings_from_args(args)
@@ -362,6 +371,10 @@ def _worker(args: argparse.Namespace) -> int:
     created = asyncio.run(ensure_topics(settings, tables=True))
     if created:
         log.info("topics_created", topics=created)
+    if settings.store.startswith("rocksdb"):
+        check_cluster(
+            settings.data_dir, settings.app_id, asyncio.run(cluster_id(settings))
+        )
     worker = create_worker(settings)
     try:
         FaustWorker(

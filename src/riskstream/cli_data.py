@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from riskstream.errors import UsageError
+
 
 def _positive_int(value: str) -> int:
     try:
@@ -205,6 +207,24 @@ def _cdnow(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from riskstream.demo import run_demo
 
+    if args.broker is not None:
+        # Check the broker before the data set is converted, which takes a
+        # minute and writes 90 MB.
+        import asyncio
+
+        from pydantic import ValidationError
+
+        from riskstream.kafka_io import cluster_id
+        from riskstream.settings import Settings
+
+        try:
+            settings = Settings.model_validate({"broker": args.broker})
+        except ValidationError as exc:
+            message = str(exc.errors(include_url=False)[0]["msg"])
+            raise UsageError(
+                f"--broker: {message.removeprefix('Value error, ')}"
+            ) from None
+        asyncio.run(cluster_id(settings))
     run_demo(
         args.out,
         broker=args.broker,

@@ -145,10 +145,17 @@ def format_explanation(document: dict[str, Any]) -> list[str]:
     lines.append(f"  next time-driven check: {document['next_check_at'] or 'none'}")
     model = document["model"]
     if model is not None:
+        quality = ", ".join(
+            f"{name} {'not measured yet' if model[key] is None else model[key]}"
+            for name, key in (
+                ("ROC AUC", "roc_auc"),
+                ("log loss", "log_loss"),
+                ("mean error", "mean_error"),
+            )
+        )
         lines.append(
             f"  partition model: {model['name']} version {model['version']}, "
-            f"{model['updates']} labels learned, ROC AUC {model['roc_auc']}, "
-            f"log loss {model['log_loss']}, mean error {model['mean_error']}, "
+            f"{model['updates']} labels learned, {quality}, "
             f"{model['error_drifts']} error drifts detected"
         )
     return lines

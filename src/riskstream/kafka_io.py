@@ -32,6 +32,18 @@ def bootstrap_of(broker: str) -> str:
     return ",".join(host.rstrip("/") for host in hosts)
 
 
+async def cluster_id(settings: Settings) -> str | None:
+    """Return the id of the Kafka cluster behind the broker URL, if it reports one."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
+    try:
+        await admin.start()
+        described = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    value = described.get("cluster_id")
+    return value if isinstance(value, str) else None
+
+
 async def ensure_topics(settings: Settings, *, tables: bool = False) -> list[str]:
     """Create missing input and output topics; return the names created.
 
@@ -40,8 +52,8 @@ async def ensure_topics(settings: Settings, *, tables: bool = False) -> list[str
     their metadata reaches it stops with ``PartitionsMismatch``.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(settings.broker))
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = []
         for name in (*INPUT_TOPICS, *OUTPUT_TOPICS):
@@ -84,9 +96,11 @@ async def produce_lines(settings: Settings, lines: Iterable[bytes]) -> Counter[s
         enable_idempotence=True,
         linger_ms=5,
     )
-    await producer.start()
     counts: Counter[str] = Counter()
     try:
+        # Inside the try, so a producer that cannot reach the broker is
+        # closed too.
+        await producer.start()
         for raw in lines:
             topic, key = route(raw)
             # An unkeyed line goes to partition 0 rather than a random one, so

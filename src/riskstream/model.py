@@ -185,14 +185,25 @@ class LatePaymentModel:
         self.updates += 1
 
     def describe(self) -> dict[str, Any]:
-        """Name, version and progressive-validation metrics, for alerts and logs."""
+        """Name, version and progressive-validation metrics, for alerts and logs.
+
+        A metric is None until it is defined: the log loss and mean error
+        until an outcome of a scored invoice is known, and the ROC AUC until
+        both a late and a paid one are. Labels learned before the model
+        scored (``min_updates``) have no prediction to judge.
+        """
+        late, paid = sum(self.roc_auc.late), sum(self.roc_auc.paid)
+        judged = late + paid > 0
         return {
             "name": MODEL_NAME,
             "version": MODEL_VERSION,
             "updates": self.updates,
-            "roc_auc": round(float(self.roc_auc.get()), 4),
-            "log_loss": round(float(self.log_loss.get()), 4),
-            "mean_error": round(float(self.error_drift.estimation), 4),
+            "scored_outcomes": late + paid,
+            "roc_auc": round(self.roc_auc.get(), 4) if late and paid else None,
+            "log_loss": round(float(self.log_loss.get()), 4) if judged else None,
+            "mean_error": round(float(self.error_drift.estimation), 4)
+            if judged
+            else None,
             "error_drifts": self.drifts,
             "orders_scored_for_anomalies": self.order_detector.orders,
         }

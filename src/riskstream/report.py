@@ -187,12 +187,15 @@ def plot_customer(
                 markeredgecolor=colour,
                 markerfacecolor=colour if real else "white",
             )
+    for severity in SEVERITIES:
+        rules_axes.plot([], [], "o", color=SEVERITY_COLOURS[severity], label=severity)
+    rules_axes.legend(loc="upper left", fontsize="x-small", ncols=len(SEVERITIES))
     rules_axes.set_yticks(range(len(rows)), rows, fontsize="small")
     rules_axes.set_ylim(-0.7, max(len(rows), 1) - 0.3)
     rules_axes.invert_yaxis()
     rules_axes.set_title(
         f"Alerts of {customer_id}: filled = rule on real orders, "
-        "hollow = rule on simulated payments"
+        "hollow = rule on simulated data"
     )
 
     times = [parse_time(order["occurred_at"]) for order in orders]
@@ -306,8 +309,10 @@ def render_html(
     )
     if "customer" in images:
         parts.append(
-            f"<p>Purchase history of {html.escape(customer or '')}: orders are "
-            "real, dashed alert lines rest on simulated payments.</p>"
+            f"<p>Purchase history of {html.escape(customer or '')}. The orders "
+            "are real. Above them, each marker is an alert that opened or "
+            "escalated, coloured by severity: filled when its rule rests on the "
+            "real orders, hollow when it rests on simulated data.</p>"
             f"<img src='{images['customer']}' alt='purchase history'>"
         )
     parts.append("</body></html>\n")

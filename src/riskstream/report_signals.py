@@ -159,6 +159,7 @@ def render_signal_section(
         return "\n".join(parts)
     names = [
         "updates",
+        "scored_outcomes",
         "roc_auc",
         "log_loss",
         "mean_error",
@@ -169,7 +170,7 @@ def render_signal_section(
         html_table(
             ["partition", *names],
             [
-                [partition, *(model[name] for name in names)]
+                [partition, *(_shown(model[name]) for name in names)]
                 for partition, model in sorted(models.items())
             ],
         )
@@ -180,3 +181,8 @@ def render_signal_section(
         "ADWIN found in the model's error.</p>"
     )
     return "\n".join(parts)
+
+
+def _shown(value: Any) -> Any:
+    """Show an undefined model metric as such rather than as an empty cell."""
+    return "not measured yet" if value is None else value

@@ -263,7 +263,7 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         hint = (
             "it can only come from --config or " + CONFIG_FILE_ENV
             if key == "config_file"
-            else "valid names are listed in docs/configuration.md"
+            else "riskstream settings --table lists the valid names"
         )
         raise ConfigError(f"{name}:{line}: {key!r} is not a setting; {hint}")
     return dict(data)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import yaml
 
 from riskstream.config import load_config
 from riskstream.drivers.replay import ReplayResult, read_lines, replay
+from riskstream.localstore import marker_path
 from riskstream.model import LatePaymentModel
 from riskstream.simulation import simulate, synthetic_orders
 from riskstream.state import CustomerState
@@ -374,3 +377,27 @@ def test_cdnow_subset_matches_replay(
     assert sorted(orjson.dumps(a, option=orjson.OPT_SORT_KEYS) for a in alerts) == (
         sorted(orjson.dumps(a, option=orjson.OPT_SORT_KEYS) for a in expected.alerts)
     )
+
+
+def test_store_of_other_cluster_rejected(kafka_bootstrap, topic_prefix, tmp_path):
+    data_dir = tmp_path / "data"
+    app_id = f"{topic_prefix}app"
+    marker_path(data_dir, app_id).parent.mkdir(parents=True)
+    marker_path(data_dir, app_id).write_text("another-cluster\n")
+    command = [
+        sys.executable, "-m", "riskstream", "worker",
+        "--broker", f"kafka://{kafka_bootstrap}",
+        "--topic-prefix", topic_prefix,
+        "--app-id", app_id,
+        "--data-dir", str(data_dir),
+        "--metrics-port", "0",
+    ]  # fmt: skip
+
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 2
+    assert "holds the tables of app" in result.stderr
+    assert "Kafka cluster another-cluster" in result.stderr
+    assert "Traceback" not in result.stderr

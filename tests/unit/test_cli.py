@@ -38,6 +38,18 @@ def test_replay_missing_file_explained(tmp_path, capsys):
     assert "pass a JSONL file" in error
 
 
+def test_replay_of_no_events_fails(tmp_path, capsys):
+    path = tmp_path / "notes.md"
+    path.write_text("# Notes\n\nNot events.\n")
+
+    status = main(["replay", str(path), "--out", str(tmp_path / "out")])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert "none of its 2 lines is a valid event" in error
+    assert (tmp_path / "out" / "deadletter.jsonl").read_text().count("\n") == 2
+
+
 def test_worker_metrics_port_in_use_explained(capsys):
     broker = f"kafka://127.0.0.1:{closed_port()}"
     with socket.socket() as busy:

@@ -68,8 +68,12 @@ def test_unscored_outcome_skips_metrics():
     scored.learn([1.0] * len(FEATURES), True, 0.2)
 
     assert unscored.updates == 1
-    assert unscored.describe()["log_loss"] == 0.0
+    assert unscored.describe()["log_loss"] is None
+    assert unscored.describe()["roc_auc"] is None
     assert scored.describe()["log_loss"] > 0.0
+    assert scored.describe()["scored_outcomes"] == 1
+    # Only late outcomes so far, so the ranking cannot be judged yet.
+    assert scored.describe()["roc_auc"] is None
 
 
 def test_checkpoint_keeps_predictions():

@@ -76,9 +76,9 @@ class ReplayResult:
                 1 for alert in self.alerts if alert["status"] == "opened"
             ),
             "alert_updates_by_status": _count(self.alerts, "status"),
-            "alerts_by_signal_kind": _count(self.alerts, "signal_kind"),
-            "alerts_by_severity": _count(self.alerts, "severity"),
-            "alerts_by_rule": dict(
+            "alert_updates_by_signal_kind": _count(self.alerts, "signal_kind"),
+            "alert_updates_by_severity": _count(self.alerts, "severity"),
+            "alert_updates_by_rule": dict(
                 sorted(
                     Counter(
                         rule for alert in self.alerts for rule in alert["rules_fired"]
