@@ -348,12 +348,12 @@ def _worker(args: argparse.Namespace) -> int:
     from riskstream.logs import configure_logging
 
     settings = settings_from_args(args)
-    configure_logging(settings.log_format, settings.log_level)
-    # Every log line of the process carries the worker's identity, because
-    # asyncio tasks inherit the context variables bound here.
-    structlog.contextvars.bind_contextvars(
-        app_id=settings.app_id, worker_url=settings.web_url_or_default()
-    )
+    identity = {"app_id": settings.app_id, "worker_url": settings.web_url_or_default()}
+    configure_logging(settings.log_format, settings.log_level, identity)
+    # Every log line of the process carries the worker's identity: asyncio
+    # tasks inherit the context variables bound here, and the logging set-up
+    # adds it to lines from other threads.
+    structlog.contextvars.bind_contextvars(**identity)
     log = structlog.get_logger("riskstream.cli")
     log.info(
         "worker_starting",

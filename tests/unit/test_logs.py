@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -37,10 +38,10 @@ def json_logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     handlers, level = root.handlers[:], root.level
     started = False
 
-    def logs() -> list[dict[str, Any]]:
+    def logs(identity: dict[str, str] | None = None) -> list[dict[str, Any]]:
         nonlocal started
         if not started:
-            configure_logging("json", "INFO")
+            configure_logging("json", "INFO", identity)
             started = True
             return []
         lines = capsys.readouterr().err.splitlines()
@@ -166,3 +167,31 @@ def test_model_drift_logged_once(json_logs):
     assert lines[0]["level"] == "warning"
     assert lines[0]["partition"] == 3
     assert lines[0]["error_drifts"] == model.drifts
+
+
+def test_coordinator_error_logged_as_warning(json_logs):
+    json_logs()
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")
+
+    coordinator.error(
+        "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError"
+    )
+    logging.getLogger("aiokafka.conn").error("Unable connect to broker")
+    lines = json_logs()
+
+    assert [line["level"] for line in lines] == ["warning", "error"]
+
+
+def test_identity_on_other_threads(json_logs):
+    json_logs({"app_id": "riskstream", "worker_url": "http://127.0.0.1:6066"})
+
+    thread = threading.Thread(
+        target=logging.getLogger("aiokafka.consumer").warning, args=("rebalancing",)
+    )
+    thread.start()
+    thread.join()
+    lines = json_logs()
+
+    assert len(lines) == 1
+    assert lines[0]["app_id"] == "riskstream"
+    assert lines[0]["worker_url"] == "http://127.0.0.1:6066"
