@@ -12,6 +12,7 @@ ISO 4217 currency (two decimals for EUR, none for JPY).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -23,12 +24,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from riskstream.currency import minor_units
 from riskstream.errors import InvalidEvent
@@ -39,23 +42,95 @@ TOPIC_CUSTOMERS = "erp.customers"
 TOPIC_ALERT_ACTIONS = "risk.alert-actions"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
-Money = Annotated[Decimal, Field(allow_inf_nan=False, max_digits=24)]
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+"""A decimal string: digits, an optional point and fraction, an optional minus.
+Exponents, underscores and spaces, which Python's Decimal accepts, are not."""
+RFC3339_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+"""An RFC 3339 date and time; a missing offset is reported by its own rule."""
+DURATION_TEXT = re.compile(
+    r"P(?=[0-9T])([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?"
+)
+"""An ISO 8601 duration of weeks, days, hours, minutes and seconds."""
+MAX_MINOR_UNITS = 10**12
+"""The largest amount, in minor units of its currency, that an event may carry:
+10,000,000,000.00 EUR. Sums of amounts in a customer's state must stay below
+2**63 to be stored, so a single amount is bounded far below that."""
+
+
+def _decimal_text(value: Any) -> Any:
+    """Reject an amount string that is not plainly written digits."""
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
+        raise PydanticCustomError(
+            "decimal_string",
+            "must be a decimal number such as 1250.00, written with digits "
+            "and a point only",
+        )
+    if isinstance(value, bool):
+        raise PydanticCustomError(
+            "decimal_string", "must be a number, not true or false"
+        )
+    return value
+
+
+class _DecimalTextSchema:
+    """Give the string form of an amount its pattern in the JSON Schema."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        generated = handler.resolve_ref_schema(handler(schema))
+        # pydantic leaves its own names of the bounds on the whole value,
+        # which are no JSON Schema keywords, so they move to the number form.
+        bounds = {
+            keyword: generated.pop(name)
+            for name, keyword in (("ge", "minimum"), ("gt", "exclusiveMinimum"))
+            if name in generated
+        }
+        for branch in generated.get("anyOf", ()):
+            if branch.get("type") == "string":
+                branch["pattern"] = f"^{DECIMAL_TEXT.pattern}$"
+            if branch.get("type") == "number":
+                branch.update(bounds)
+        # Not a JSON Schema keyword; the pattern and the description say it.
+        generated.pop("max_digits", None)
+        generated["description"] = "a decimal number, at most 24 digits"
+        return generated
+
+
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_decimal_text),
+    Field(allow_inf_nan=False, max_digits=24),
+    _DecimalTextSchema,
+]
+"""An exact amount; 24 digits keep minor-unit arithmetic inside Decimal's 28."""
 
 
 def _require_text(value: Any) -> Any:
-    """Reject a time given as a number, which carries no UTC offset."""
-    if isinstance(value, str):
+    """Reject a time given as a number or as anything but RFC 3339 text."""
+    if isinstance(value, str) and RFC3339_TEXT.fullmatch(value):
         return value
     raise PydanticCustomError(
         "rfc3339_string",
-        "must be an RFC 3339 string with a UTC offset such as "
-        "2026-01-05T09:00:00Z, not a number",
+        "must be an RFC 3339 string with a UTC offset such as 2026-01-05T09:00:00Z",
+    )
+
+
+def _require_duration(value: Any) -> Any:
+    """Reject a duration that is not ISO 8601 text such as PT4H."""
+    if value is None or (isinstance(value, str) and DURATION_TEXT.fullmatch(value)):
+        return value
+    raise PydanticCustomError(
+        "iso8601_duration", "must be an ISO 8601 duration such as PT4H or P2D"
     )
 
 
 EventTime = Annotated[AwareDatetime, BeforeValidator(_require_text)]
 """An RFC 3339 time with its UTC offset; epoch numbers are rejected."""
-"""An exact amount; 24 digits keep minor-unit arithmetic inside Decimal's 28."""
 
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -246,7 +321,7 @@ class AlertAction(_Event):
     alert_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     action: Literal["acknowledge", "snooze", "resolve"]
     by: Identifier
-    snooze_for: timedelta | None = Field(
+    snooze_for: Annotated[timedelta | None, BeforeValidator(_require_duration)] = Field(
         default=None,
         description="How long a snooze lasts, as an ISO 8601 duration such as "
         "PT4H or P2D; required for snooze, at most 90 days",
@@ -297,7 +372,7 @@ CUSTOM_RULES = {
     "before_issue",
     "snooze_duration",
 }
-"""Rules of :func:`check_amount`, whose messages start with the field name."""
+"""Rules of the validators here whose messages start with the field name."""
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "order.placed": OrderPlaced,
     "order.cancelled": OrderCancelled,
@@ -342,6 +417,12 @@ def check_amount(
         rule = "greater than 0" if positive else "0 or more"
         raise PydanticCustomError(
             "out_of_range", f"{field}: must be {rule}, got {amount}"
+        )
+    if amount.scaleb(places) > MAX_MINOR_UNITS:
+        largest = Decimal(MAX_MINOR_UNITS).scaleb(-places)
+        raise PydanticCustomError(
+            "out_of_range",
+            f"{field}: must be at most {largest:,f} {currency}, got {amount}",
         )
     exponent = amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:

@@ -32,6 +32,8 @@ MAX_ORIGINAL_BYTES = 512 * 1024
 PARTITION_CACHE = 100_000
 """Customer ids whose partition a runner remembers before starting afresh."""
 MAX_REASON_CHARS = 1000
+MAX_KEY_CHARS = 1024
+"""Longest message key a dead letter repeats; ``key_bytes`` keeps the size."""
 MAX_EVENT_ID_CHARS = 128
 """Longest ``event_id`` the contract allows, and so the longest one a dead
 letter repeats."""
@@ -90,11 +92,14 @@ def dead_letter(
 
     A message over :data:`MAX_ORIGINAL_BYTES` keeps its size but not its bytes,
     because its base64 copy would exceed Kafka's default 1 MiB message limit.
-    Its source offset still points at it.
+    Its source offset still points at it. A key is cut to
+    :data:`MAX_KEY_CHARS` for the same reason: the record repeats it as its
+    own Kafka key.
     """
     message = error.message[:MAX_REASON_CHARS]
     original = b"" if raw is None else raw
     kept = len(original) <= MAX_ORIGINAL_BYTES
+    key = None if source.key is None else source.key.decode("utf-8", "replace")
     return {
         "reason": message,
         "field": error.field,
@@ -104,9 +109,8 @@ def dead_letter(
             "topic": source.topic,
             "partition": source.partition,
             "offset": source.offset,
-            "key": None
-            if source.key is None
-            else source.key.decode("utf-8", "replace"),
+            "key": None if key is None else key[:MAX_KEY_CHARS],
+            "key_bytes": None if source.key is None else len(source.key),
         },
         "original_base64": base64.b64encode(original).decode("ascii") if kept else None,
         "original_bytes": len(original),

@@ -219,9 +219,23 @@ def test_invalid_message_dead_lettered(runner):
         "partition": 0,
         "offset": 3,
         "key": "c1",
+        "key_bytes": 2,
     }
     assert base64.b64decode(letter["original_base64"]) == raw
     assert batch.invalid["invalid_json"] == 1
+
+
+def test_long_key_cut_in_dead_letter(runner, event_bytes):
+    key = b"k" * 500_000
+    batch = Batch()
+
+    runner.handle(event_bytes("order.placed"), Source(TOPIC_ORDERS, 0, 4, key), batch)
+
+    letter = batch.dead_letters[0]
+    assert letter["rule"] == "key_mismatch"
+    assert letter["source"]["key"] == "k" * 1024
+    assert letter["source"]["key_bytes"] == 500_000
+    assert len(orjson.dumps(letter)) < 600_000
 
 
 def test_other_customer_event_fires_crossing(runner, event_bytes, at):
