@@ -41,15 +41,23 @@ from riskstream_agents.tally import StateTally
 from riskstream_agents.web import register_pages
 
 from riskstream.config import load_config
-from riskstream.engine import Engine
-from riskstream.errors import InvalidEvent
+from riskstream.engine import Engine, Rejection
+from riskstream.errors import InvalidEvent, RiskstreamError
 from riskstream.events import Event
 from riskstream.explain import explain
 from riskstream.kafka_io import Rows, send_batches
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER, EventTimeMerger
 from riskstream.partitioning import partition_for
-from riskstream.runner import Batch, PartitionRunner, Source, sort_time, try_parse
+from riskstream.runner import (
+    Batch,
+    PartitionRunner,
+    Source,
+    claimed_event_id,
+    dead_letter,
+    sort_time,
+    try_parse,
+)
 from riskstream.settings import Settings
 from riskstream.state import CustomerState
 
@@ -66,10 +74,22 @@ STALL_SEEK_S = 5.0
 """How long a partition behind its end may go without a delivery before a seek."""
 GAP_ACCEPT_S = 10.0
 """How long a gap in offsets must persist across seeks to count as real."""
+FAILED_BATCH_PAUSE_S = 5.0
+"""Wait after a batch failed for a reason no single message explains."""
 # NOTE: a transactional producer leaves a control record after each
 # transaction, so each such gap stalls its partition for GAP_ACCEPT_S.
 
 log = structlog.get_logger("riskstream.worker")
+
+
+class MessageFailed(RiskstreamError):
+    """Processing one message raised an error that validation did not foresee."""
+
+    def __init__(self, tp: TP, offset: int, error: Exception) -> None:
+        super().__init__(f"{tp.topic}[{tp.partition}]@{offset}: {error!r}")
+        self.tp = tp
+        self.offset = offset
+        self.reason = repr(error)[:500]
 
 
 @contextmanager
@@ -154,6 +174,9 @@ class Worker:
         rebalance, dropped uncommitted."""
         self.gap_drops = 0
         """Messages above the expected offset, dropped uncommitted."""
+        self.set_aside: dict[tuple[TP, int], str] = {}
+        """Messages whose processing raised, with the error: the next delivery
+        of each goes to the dead-letter topic instead of the core."""
         self.gaps: dict[TP, tuple[int, float]] = {}
         """Per topic partition with a gap: the expected offset, and since when."""
         self.reseek: dict[TP, int] = {}
@@ -272,14 +295,42 @@ class Worker:
         """Queue one batch from Faust, then run what the merge releases.
 
         If anything fails, the partitions start again from the last commit:
-        their cached states may hold changes that were never written.
+        their cached states may hold changes that were never written. The
+        error does not reach Faust, because a crashed agent's stream acks and
+        commits the messages it delivers next, unprocessed.
         """
         async with self.lock:
             try:
                 return await self._process(events)
-            except BaseException as exc:
+            except asyncio.CancelledError as exc:
                 self._restart_from_commit(exc)
                 raise
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                await self._contain(exc)
+                return Batch()
+
+    async def _contain(self, error: Exception) -> None:
+        """Restart from the last commit after a failed batch, and log why.
+
+        A message whose processing raised is set aside: when it comes again,
+        it goes to the dead-letter topic and the partition goes on. Any other
+        failure is retried after :data:`FAILED_BATCH_PAUSE_S`.
+        """
+        self._restart_from_commit(error)
+        if isinstance(error, MessageFailed):
+            self.set_aside[(error.tp, error.offset)] = error.reason
+            metrics.PROCESSING_FAILURES.labels("message").inc()
+            log.error(
+                "message_set_aside",
+                topic=error.tp.topic,
+                partition=error.tp.partition,
+                offset=error.offset,
+                error=error.reason,
+            )
+            return
+        metrics.PROCESSING_FAILURES.labels("batch").inc()
+        log.error("batch_failed", error=repr(error)[:500])
+        await asyncio.sleep(FAILED_BATCH_PAUSE_S)
 
     def _restart_from_commit(self, error: BaseException) -> None:
         """Drop everything since the last commit, so it is read again.
@@ -445,9 +496,11 @@ class Worker:
                 if any(len(merger) for merger in self.mergers.values()) or self.ticks:
                     self.waiting.clear()
                     await self._release()
-            except BaseException as exc:
+            except asyncio.CancelledError as exc:
                 self._restart_from_commit(exc)
                 raise
+            except Exception as exc:  # noqa: BLE001 - as in process
+                await self._contain(exc)
             self._report_waiting()
 
     def _report_waiting(self) -> None:
@@ -562,8 +615,16 @@ class Worker:
             source = Source(
                 message.topic, message.partition, message.offset, message.key
             )
+            failure = self.set_aside.pop((message.tp, message.offset), None)
+            if failure is not None:
+                batch.invalid["processing_failed"] += 1
+                batch.dead_letters.append(set_aside_letter(message, source, failure))
+                return
             started = time.perf_counter()
-            runner.handle(message.value, source, batch, parsed)
+            try:
+                runner.handle(message.value, source, batch, parsed)
+            except Exception as exc:
+                raise MessageFailed(message.tp, message.offset, exc) from exc
             metrics.observe_message(
                 message.topic,
                 not isinstance(parsed, InvalidEvent),
@@ -685,6 +746,19 @@ def assigned_inputs(worker: Worker) -> set[int]:
     return {
         tp.partition for tp in worker.app.consumer.assignment() if tp.topic in names
     }
+
+
+def set_aside_letter(message: Any, source: Source, failure: str) -> dict[str, Any]:
+    """Build the dead letter of a message whose processing raised before."""
+    rejection = Rejection(
+        "body",
+        "processing_failed",
+        f"body: processing this message raised {failure}; it was set aside so "
+        "its partition goes on, and the error is a bug to report",
+    )
+    return dead_letter(
+        message.value, source, rejection, claimed_event_id(message.value)
+    )
 
 
 def model_key(partition: int) -> str:

@@ -54,6 +54,13 @@ DROPPED = Counter(
     "the expected offset (both read again), or seen already",
     ["reason"],
 )
+PROCESSING_FAILURES = Counter(
+    "riskstream_processing_failures_total",
+    "Batches whose processing raised: scope message when one message raised and "
+    "was set aside for the dead-letter topic, batch when the failure belongs to "
+    "no message and the batch is retried",
+    ["scope"],
+)
 BATCH_SECONDS = Histogram(
     "riskstream_batch_processing_seconds",
     "Time to process one batch and write its outputs, table rows and offsets",
