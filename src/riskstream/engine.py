@@ -233,7 +233,8 @@ class Engine:
         if model.order_detector.orders != learned:
             outcome.model_changed = True
         state.add_purchase(at_s, amount)
-        state.open_orders[event.order_id] = [amount, at_s]
+        if not state.take_invoiced_early(event.order_id):
+            state.open_orders[event.order_id] = [amount, at_s]
         if event.lines:
             add_order_lines(state, event.lines, event.currency, at_s)
         if state.first_order_s is None or at_s < state.first_order_s:
@@ -280,7 +281,11 @@ class Engine:
             )
         state.currency = event.currency
         if event.order_id is not None:
-            state.open_orders.pop(event.order_id, None)
+            order = state.open_orders.pop(event.order_id, None)
+            if order is None:
+                # The order may still come, from a topic read later than this
+                # one; it must not stay open once it arrives.
+                state.invoiced_early(event.order_id)
         amount = to_minor(event.amount, event.currency)
         features = self._model_features(state, at_s, amount, event)
         probability = -1.0

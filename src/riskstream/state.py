@@ -38,7 +38,9 @@ MAX_OPEN_INVOICES = 1000
 """Open orders and open invoices kept per customer. A table row goes to Kafka
 as one message, and Kafka rejects messages over 1 MB by default. With both
 lists full and every identifier 128 characters long, a state is 499 KB."""
-FORMAT_VERSION = 5
+RECENT_INVOICED_ORDERS = 32
+"""Orders invoiced before their ``order.placed`` arrived that a state remembers."""
+FORMAT_VERSION = 6
 
 
 def id_digest(value: str) -> bytes:
@@ -250,6 +252,24 @@ class CustomerState:
     """Running mean of the log order amount, the anomaly detector's baseline."""
     order_anomaly: float | None = None
     """Anomaly score of the latest order; None before there is one."""
+    invoiced_orders: bytes = b""
+    """Digests of order ids that an invoice named before the order arrived,
+    the last :data:`RECENT_INVOICED_ORDERS` of them."""
+
+    def invoiced_early(self, order_id: str) -> None:
+        """Record that an invoice billed ``order_id`` before the order arrived."""
+        self.invoiced_orders = remember(
+            self.invoiced_orders, id_digest(order_id), RECENT_INVOICED_ORDERS
+        )
+
+    def take_invoiced_early(self, order_id: str) -> bool:
+        """Tell whether ``order_id`` was invoiced before it arrived, and forget it."""
+        index = digest_index(self.invoiced_orders, id_digest(order_id))
+        if index < 0:
+            return False
+        ids = self.invoiced_orders
+        self.invoiced_orders = ids[:index] + ids[index + DIGEST_BYTES :]
+        return True
 
     def seen(self, event_id: str) -> bool:
         """Record ``event_id`` and tell whether it was already recorded."""
@@ -353,6 +373,7 @@ class CustomerState:
                 self.categories_at_s,
                 self.log_amount_mean,
                 self.order_anomaly,
+                base64.b64encode(self.invoiced_orders).decode("ascii"),
             ]
         )
 
@@ -366,7 +387,7 @@ class CustomerState:
                 row[index] = b"".join(
                     value.to_bytes(DIGEST_BYTES, "big") for value in row[index]
                 )
-        elif row[0] in (3, 4, FORMAT_VERSION):
+        elif row[0] in (3, 4, 5, FORMAT_VERSION):
             row[23] = base64.b64decode(row[23])
             row[24] = base64.b64decode(row[24])
         else:
@@ -380,6 +401,10 @@ class CustomerState:
             # Version 5 added credit, financial, complaint, payment-trend,
             # category and order anomaly history.
             row.extend([None, None, None, [], [], None, {}, 0, None, None])
+        if row[0] < 6:
+            # Version 6 added the orders invoiced before they arrived.
+            row.append("")
+        row[41] = base64.b64decode(row[41])
         state = cls(*row[1:])
         state.invoices = {
             key: Invoice.from_list(value) for key, value in row[15].items()

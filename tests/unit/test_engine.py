@@ -771,3 +771,33 @@ def test_replay_contributions_add_up():
         assert round(total, 1) == score["risk_score"], score["customer_id"]
 
     assert checked > 100
+
+
+def test_order_after_its_invoice_not_open(engine, model, make_event, at):
+    state = CustomerState("c1")
+    invoice = make_event("invoice.issued", at(1), order_id="o1", due_at=at(31))
+    order = make_event("order.placed", at(0), order_id="o1")
+    payment = make_event("payment.received", at(10))
+
+    for event in (invoice, order, payment):
+        outcome = engine.step(state, event, model)
+        assert outcome.rejection is None
+
+    assert state.open_orders == {}
+    assert state.invoiced_orders == b""
+    assert engine.signals(state)["exposure"] == 0.0
+    assert engine.signals(state)["volume_30d"] == 100.0
+    assert state.firing == []
+
+
+def test_invoiced_orders_survive_encoding(engine, model, make_event, at):
+    state = CustomerState("c1")
+    engine.step(
+        state, make_event("invoice.issued", at(1), order_id="o7", due_at=at(31)), model
+    )
+
+    restored = CustomerState.from_bytes(state.to_bytes())
+
+    assert restored == state
+    assert restored.take_invoiced_early("o7")
+    assert not restored.take_invoiced_early("o7")
