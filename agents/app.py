@@ -212,6 +212,7 @@ class Worker:
             model,
             partitions=self.settings.partitions,
             topics=self.input_names,
+            max_future_s=self.settings.max_future_s or None,
         )
         restored = [
             state

@@ -20,6 +20,11 @@ from riskstream.cli_settings import (
 )
 from riskstream.config import load_config
 from riskstream.errors import RiskstreamError, UsageError
+from riskstream.settings import Settings
+
+DEFAULT_MAX_FUTURE_S = Settings.model_fields["max_future_s"].default
+"""The worker's default limit on future event times, which replay and explain
+apply too, so that they dead-letter what a worker would."""
 
 
 def _add_broker(parser: argparse.ArgumentParser) -> None:
@@ -220,6 +225,7 @@ def _replay(args: argparse.Namespace) -> int:
             config,
             partitions=args.partitions,
             on_message=advance,
+            max_future_s=DEFAULT_MAX_FUTURE_S,
         )
     paths = write_outputs(result, args.out)
     summary = result.summary()
@@ -248,7 +254,12 @@ def _explain(args: argparse.Namespace) -> int:
         from riskstream.engine import Engine
 
         config = load_config(args.rules_file, args.playbook_file)
-        result = replay(read_lines(args.events), config, partitions=args.partitions)
+        result = replay(
+            read_lines(args.events),
+            config,
+            partitions=args.partitions,
+            max_future_s=DEFAULT_MAX_FUTURE_S,
+        )
         state = result.states.get(args.customer_id)
         if state is None:
             raise UsageError(

@@ -148,7 +148,7 @@ class Engine:
             update = self.alert_book.act(state, action)
         except ActionRejected as exc:
             state.forget(action.event_id)
-            return Outcome(rejection=Rejection("alert_id", exc.rule, exc.message))
+            return Outcome(rejection=Rejection(exc.field, exc.rule, exc.message))
         state.clock_s = max(state.clock_s, at_s)
         return self.evaluate(state, model, [action.event_id], first=[update])
 

@@ -20,6 +20,7 @@ published update.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 
 from riskstream.config import SEVERITY_ORDER, Rule
@@ -52,12 +53,13 @@ class Update:
 
 
 class ActionRejected(RiskstreamError):
-    """An operator's action names no open alert of the customer."""
+    """An operator's action names no open alert of the customer, or cannot apply."""
 
-    def __init__(self, rule: str, message: str) -> None:
+    def __init__(self, rule: str, message: str, field: str = "alert_id") -> None:
         super().__init__(message)
         self.rule = rule
         self.message = message
+        self.field = field
 
 
 def update_id_for(alert_id: str, sequence: int) -> str:
@@ -185,6 +187,16 @@ class AlertBook:
                 "customer_id is wrong",
             )
         kind, alert = found
+        acted_s = int(action.occurred_at.timestamp())
+        if acted_s < alert.opened_s:
+            opened = datetime.fromtimestamp(alert.opened_s, UTC).isoformat()
+            raise ActionRejected(
+                "action_before_alert",
+                f"occurred_at: the action at {action.occurred_at.isoformat()} is "
+                f"older than alert {action.alert_id}, which opened at {opened}; "
+                "check the operator tool's clock",
+                field="occurred_at",
+            )
         if alert.status == "closed":
             raise ActionRejected(
                 "alert_resolved",

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import base64
 import heapq
+import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,7 +23,7 @@ import orjson
 
 from riskstream.engine import Engine, Outcome, Rejection
 from riskstream.errors import InvalidEvent
-from riskstream.events import Event, parse_event
+from riskstream.events import TOPIC_FOR_TYPE, Event, parse_event
 from riskstream.model import LatePaymentModel
 from riskstream.ordering import INPUT_TOPICS_IN_ORDER
 from riskstream.partitioning import partition_for
@@ -169,9 +170,13 @@ class PartitionRunner:
             picks for its customer is rejected, because that customer's
             state would be restored to the wrong worker.
         require_key: reject messages whose key is not the ``customer_id``.
-        topics: names of the customers, orders and payments topics, in that
-            order; a message at or below the offset a customer's state last
-            applied from its topic is a redelivery and is skipped.
+        topics: names of the customers, orders, payments and alert-actions
+            topics, in that order; a message at or below the offset a
+            customer's state last applied from its topic is a redelivery and
+            is skipped, and an event on another type's topic is rejected.
+        max_future_s: reject an event dated more than this many seconds
+            ahead of ``now()``; None accepts any time the contract allows.
+        now: the wall clock, in epoch seconds.
     """
 
     def __init__(
@@ -184,6 +189,8 @@ class PartitionRunner:
         partitions: int | None = None,
         require_key: bool = True,
         topics: Sequence[str] = INPUT_TOPICS_IN_ORDER,
+        max_future_s: float | None = None,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.partition = partition
         self.engine = engine
@@ -192,6 +199,12 @@ class PartitionRunner:
         self.partitions = partitions
         self.require_key = require_key
         self._topic_index = {name: index for index, name in enumerate(topics)}
+        self._topic_of_type = {
+            kind: topics[INPUT_TOPICS_IN_ORDER.index(base)]
+            for kind, base in TOPIC_FOR_TYPE.items()
+        }
+        self.max_future_s = max_future_s
+        self.now = now
         self.watermark_s = 0
         self._heap: list[tuple[int, str]] = []
         self._due: dict[str, int] = {}
@@ -234,7 +247,10 @@ class PartitionRunner:
     ) -> None:
         """Check and apply one decoded message."""
         batch.consumed[(source.topic, event.type)] += 1
+        at_s = int(event.occurred_at.timestamp())
         rejection = self._check_key(event, source)
+        if rejection is None:
+            rejection = self._check_place(event, source, at_s)
         if rejection is not None:
             batch.invalid[rejection.rule] += 1
             batch.dead_letters.append(
@@ -242,7 +258,6 @@ class PartitionRunner:
             )
             return
 
-        at_s = int(event.occurred_at.timestamp())
         self.advance_to(at_s, batch)
         state = self.store.get(event.customer_id)
         if state is None:
@@ -291,6 +306,29 @@ class PartitionRunner:
         if self._due.get(state.customer_id) != due_s:
             self._due[state.customer_id] = due_s
             heapq.heappush(self._heap, (due_s, state.customer_id))
+
+    def _check_place(self, event: Event, source: Source, at_s: int) -> Rejection | None:
+        """Reject an event on another type's topic, or one dated in the future."""
+        expected = self._topic_of_type[event.type]
+        if source.topic in self._topic_index and source.topic != expected:
+            return Rejection(
+                "type",
+                "wrong_topic",
+                f"type: {event.type} events belong on topic {expected}, not "
+                f"{source.topic}; publish them there, so they are merged in "
+                "order with the customer's other events",
+            )
+        if self.max_future_s is not None and at_s > self.now() + self.max_future_s:
+            return Rejection(
+                "occurred_at",
+                "in_the_future",
+                f"occurred_at: {event.occurred_at.isoformat()} is more than "
+                f"{self.max_future_s / 3600:g} hours ahead of this worker's clock; "
+                "one such event would move its partition's event clock forward "
+                "and fire every customer's overdue checks, so fix the ERP's "
+                "clock or the time zone of the event",
+            )
+        return None
 
     def _check_key(self, event: Event, source: Source) -> Rejection | None:
         if self.require_key and source.key != event.customer_id.encode():

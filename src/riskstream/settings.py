@@ -124,6 +124,14 @@ class Settings(BaseSettings):
         "partition was assigned, before the event-time merge goes on without it",
         json_schema_extra=_unit("seconds"),
     )
+    max_future_s: float = Field(
+        86400.0,
+        ge=0,
+        description="events dated more than this far ahead of the wall clock are "
+        "dead-lettered, because one would move its partition's event clock "
+        "forward; 0 turns the check off",
+        json_schema_extra=_unit("seconds"),
+    )
     web_host: str = Field(
         "127.0.0.1",
         min_length=1,

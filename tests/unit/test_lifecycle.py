@@ -237,3 +237,16 @@ def test_invalid_action_names_field(event_bytes, at, overrides, field, rule):
 
     assert caught.value.field == field
     assert caught.value.rule == rule
+
+
+def test_action_before_alert_rejected(engine, model, make_event, at, overdue_customer):
+    state, opened = open_overdue(engine, model, at, overdue_customer)
+    action = make_event("alert.action", at(59), alert_id=opened["alert_id"])
+
+    outcome = engine.step(state, action, model)
+
+    assert outcome.rejection is not None
+    assert outcome.rejection.field == "occurred_at"
+    assert outcome.rejection.rule == "action_before_alert"
+    assert "which opened at 2026-03-02T00:00:00+00:00" in outcome.rejection.message
+    assert state.open_alerts["overdue"].status == "open"

@@ -266,3 +266,40 @@ def test_huge_dead_letter_drops_original():
     assert letter["original_dropped"] is True
     assert letter["original_bytes"] == len(raw)
     assert len(orjson.dumps(letter)) < 100_000
+
+
+def test_event_on_other_topic_rejected(runner, event_bytes):
+    batch = Batch()
+
+    runner.handle(
+        event_bytes("order.placed"), Source(TOPIC_PAYMENTS, 0, 0, b"c1"), batch
+    )
+
+    letter = batch.dead_letters[0]
+    assert letter["rule"] == "wrong_topic"
+    assert letter["field"] == "type"
+    assert f"belong on topic {TOPIC_ORDERS}" in letter["reason"]
+    assert batch.consumed[(TOPIC_PAYMENTS, "order.placed")] == 1
+    assert runner.store.get("c1") is None
+
+
+def test_future_event_rejected(engine, model, event_bytes, at):
+    now = at(10).timestamp()
+    runner = PartitionRunner(
+        0, engine, MemoryStore(), model, max_future_s=86400, now=lambda: now
+    )
+    batch = Batch()
+
+    runner.handle(
+        event_bytes("order.placed", at(12)), Source(TOPIC_ORDERS, 0, 0, b"c1"), batch
+    )
+    runner.handle(
+        event_bytes("order.placed", at(10, hours=23), order_id="o2"),
+        Source(TOPIC_ORDERS, 0, 1, b"c1"),
+        batch,
+    )
+
+    assert [letter["rule"] for letter in batch.dead_letters] == ["in_the_future"]
+    assert "more than 24 hours ahead" in batch.dead_letters[0]["reason"]
+    assert list(runner.store.get("c1").open_orders) == ["o2"]
+    assert runner.watermark_s == int(at(10, hours=23).timestamp())

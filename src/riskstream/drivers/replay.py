@@ -119,6 +119,7 @@ def replay(
     partitions: int = 4,
     on_message: Callable[[int], None] | None = None,
     until_s: int | None = None,
+    max_future_s: float | None = None,
 ) -> ReplayResult:
     """Process ``lines`` as a worker with ``partitions`` partitions would.
 
@@ -128,6 +129,8 @@ def replay(
     called with the running count of processed messages, for progress bars.
     With ``until_s``, every partition's clock then moves on to that time, so
     the crossings up to it fire as if the worker's wall clock had reached it.
+    ``max_future_s`` rejects events dated that far ahead of the wall clock, as
+    the worker does.
     """
     engine = Engine(config)
     store = MemoryStore()
@@ -165,7 +168,7 @@ def replay(
     # Frozen objects are still freed when nothing refers to them any more;
     # only reference cycles among them would outlive the replay.
     gc.freeze()
-    _run_partitions(result, engine, store, mergers, on_message, until_s)
+    _run_partitions(result, engine, store, mergers, on_message, until_s, max_future_s)
     result.scores = {
         customer: engine.assessment(state)
         for customer, state in sorted(result.rescored.items())
@@ -180,12 +183,14 @@ def _run_partitions(
     mergers: dict[int, EventTimeMerger[tuple[bytes, Source, Any]]],
     on_message: Callable[[int], None] | None,
     until_s: int | None,
+    max_future_s: float | None,
 ) -> None:
-
     done = 0
     for partition in sorted(mergers):
         model = result.models[partition] = LatePaymentModel()
-        runner = PartitionRunner(partition, engine, store, model)
+        runner = PartitionRunner(
+            partition, engine, store, model, max_future_s=max_future_s
+        )
         batch = Batch()
         for raw, source, parsed in mergers[partition].drain():
             runner.handle(raw, source, batch, parsed)
