@@ -20,8 +20,8 @@ published update.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from riskstream.config import SEVERITY_ORDER, Rule
 from riskstream.errors import RiskstreamError
