@@ -838,6 +838,11 @@ def create_worker(settings: Settings) -> Worker:
             value_type=bytes,
         ),
     )
+    # Faust's consumer pauses, and logs a warning, whenever more than 100
+    # table writes wait in its producer buffer, its default limit. A batch
+    # writes up to one row per changed customer, and the agent drains the
+    # buffer itself before each commit.
+    app.producer.buffer.max_messages = settings.batch_size
     _register(worker)
     return worker
 
