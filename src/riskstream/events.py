@@ -95,7 +95,7 @@ class _DecimalTextSchema:
                 branch["pattern"] = f"^{DECIMAL_TEXT.pattern}$"
             if branch.get("type") == "number":
                 branch.update(bounds)
-        # Not a JSON Schema keyword; the pattern and the description say it.
+        # Not a JSON Schema keyword; the pattern and the description state it.
         generated.pop("max_digits", None)
         generated["description"] = "a decimal number, at most 24 digits"
         return generated

@@ -34,7 +34,8 @@ PARTITION_CACHE = 100_000
 """Customer ids whose partition a runner remembers before starting afresh."""
 MAX_REASON_CHARS = 1000
 MAX_KEY_CHARS = 1024
-"""Longest message key a dead letter repeats; ``key_bytes`` keeps the size."""
+"""Maximum length of the message key a dead letter repeats; ``key_bytes``
+keeps the full size."""
 MAX_EVENT_ID_CHARS = 128
 """Longest ``event_id`` the contract allows, and so the longest one a dead
 letter repeats."""
