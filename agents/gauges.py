@@ -53,7 +53,7 @@ def register(worker: Worker) -> None:
 def report_drifts(worker: Worker, seen: dict[str, int]) -> None:
     """Log a warning when a partition model's error drifted since the last look.
 
-    ``seen`` keeps each partition's drift count from the previous call; the
+    ``seen`` keeps each partition's drift count from the previous call. The
     first look at a partition only records it, because its count may come
     from a checkpoint written before this worker started.
     """

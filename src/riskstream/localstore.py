@@ -35,7 +35,7 @@ def check_cluster(data_dir: str | Path, app_id: str, cluster_id: str | None) -> 
         recorded = marker.read_text(encoding="utf-8").strip()
         if recorded and recorded != cluster_id:
             raise UsageError(
-                f"data_dir: {data_dir} holds the tables of app {app_id!r} from "
+                f"data_dir: {data_dir} contains the tables of app {app_id!r} from "
                 f"Kafka cluster {recorded}, but the broker belongs to cluster "
                 f"{cluster_id}; delete {data_dir} or pass another --data-dir, "
                 "and the worker rebuilds its tables from this cluster's "

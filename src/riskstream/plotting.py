@@ -1,4 +1,4 @@
-"""What the demo report and the backtest share: matplotlib figures and HTML tables.
+"""Figure and HTML table helpers shared by the demo report and the backtest.
 
 Figures are built with :class:`matplotlib.figure.Figure` rather than pyplot,
 so no global backend or figure registry is touched. Drawing needs the

@@ -89,7 +89,7 @@ def plot_signal_distributions(
 
     Dashed lines mark the thresholds of the rules on each signal. A signal
     that is undefined for a customer, such as a ratio without a baseline, is
-    left out of its histogram, and the title says for how many.
+    left out of its histogram, and the title gives how many were.
     """
     columns = 4
     rows = -(-len(DISTRIBUTION_SIGNALS) // columns)
@@ -126,7 +126,7 @@ def render_signal_section(
 ) -> str:
     """Build the HTML of the signal section.
 
-    ``models`` holds each partition model's description, empty when the run
+    ``models`` contains each partition model's description, empty when the run
     went through a worker, whose models stay in its tables.
     """
     parts = [

@@ -35,7 +35,7 @@ def clock_event(partition: int, until: str) -> dict[str, Any]:
     """Build an event of a customer of its own that moves a partition's clock.
 
     A worker on event time fires a partition's crossings up to the time of its
-    latest event, so this stands in for the drill's ``until``.
+    latest event, so this takes the place of the drill's ``until``.
     """
     return {
         "event_id": f"clock-{partition}",

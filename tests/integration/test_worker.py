@@ -398,6 +398,6 @@ def test_store_of_other_cluster_rejected(kafka_bootstrap, topic_prefix, tmp_path
     )
 
     assert result.returncode == 2
-    assert "holds the tables of app" in result.stderr
+    assert "contains the tables of app" in result.stderr
     assert "Kafka cluster another-cluster" in result.stderr
     assert "Traceback" not in result.stderr

@@ -29,7 +29,7 @@ def test_other_cluster_rejected(tmp_path):
         check_cluster(tmp_path, "app", "cluster-b")
 
     message = str(caught.value)
-    assert message.startswith(f"data_dir: {tmp_path} holds the tables of app 'app'")
+    assert message.startswith(f"data_dir: {tmp_path} contains the tables of app 'app'")
     assert "cluster cluster-a" in message
     assert "cluster-b" in message
     assert "pass another --data-dir" in message
